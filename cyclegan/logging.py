@@ -1,0 +1,76 @@
+"""Where training scalars and images go: plain files in the run directory, or nowhere.
+
+Every logger has the same four methods, so the trainer never knows which one it has; the W&B logger
+(its own config option) plugs in at this seam.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+
+class Logger(Protocol):
+    def log_metrics(self, metrics: dict[str, float], step: int, epoch: int) -> None: ...
+    def log_image(self, key: str, path: Path, step: int) -> None: ...
+    def log_summary(self, summary: dict[str, Any]) -> None: ...
+    def finish(self, status: str = "finished") -> None: ...
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN/inf; keep them visible rather than dropping the row
+    return value
+
+
+class NullLogger:
+    """Logs nothing (console output and run files are unaffected)."""
+
+    def __init__(self, run_dir: str | Path | None = None) -> None:
+        self.run_dir = run_dir
+
+    def log_metrics(self, metrics: dict[str, float], step: int, epoch: int) -> None:
+        pass
+
+    def log_image(self, key: str, path: Path, step: int) -> None:
+        pass
+
+    def log_summary(self, summary: dict[str, Any]) -> None:
+        pass
+
+    def finish(self, status: str = "finished") -> None:
+        pass
+
+
+class FileLogger(NullLogger):
+    """Appends one JSON object per call to `metrics.jsonl`: {"step", "epoch", <scalars>...}.
+
+    The file is line-buffered and flushed per line, so a crashed run keeps everything it logged.
+    """
+
+    def __init__(self, run_dir: str | Path) -> None:
+        super().__init__(run_dir)
+        self.path = Path(run_dir) / "metrics.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = self.path.open("a", buffering=1)
+
+    def log_metrics(self, metrics: dict[str, float], step: int, epoch: int) -> None:
+        row = {"step": step, "epoch": epoch, **{k: _jsonable(v) for k, v in metrics.items()}}
+        self._file.write(json.dumps(row) + "\n")
+
+    def finish(self, status: str = "finished") -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON atomically, so a reader (sweep.py) never sees half a file."""
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps({k: _jsonable(v) for k, v in data.items()}, indent=2) + "\n")
+    tmp.replace(path)

@@ -1,0 +1,216 @@
+"""Generators, PatchGAN discriminators and the container that holds the four CycleGAN networks.
+
+Two variants, chosen by `model=` in the config:
+
+* ``resnet`` (default) is PyTorch-GAN's CycleGAN as the seed article describes it: nearest-neighbour
+  upsampling + conv in the generator, a discriminator of four stride-2 blocks (output H/16 x W/16).
+* ``paper`` is the original paper's code (junyanz/pytorch-CycleGAN-and-pix2pix): transposed-conv
+  upsampling and the 70x70 PatchGAN (three stride-2 convs, then two stride-1 convs; 30x30 at 256 px).
+
+Module layouts mirror the two reference implementations index for index, so their state dicts load
+with ``strict=True`` (PyTorch-GAN's ``G_AB_<epoch>.pth``, the official ``latest_net_G_A.pth``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+import torch
+from torch import nn
+
+
+class Variant(StrEnum):
+    """Which reference architecture a model reproduces."""
+
+    resnet = "resnet"
+    paper = "paper"
+
+
+def _residual_branch(channels: int) -> nn.Sequential:
+    # Indices 0..6 match both references: pad, conv, norm, relu, pad, conv, norm.
+    return nn.Sequential(
+        nn.ReflectionPad2d(1),
+        nn.Conv2d(channels, channels, 3),
+        nn.InstanceNorm2d(channels),
+        nn.ReLU(inplace=True),
+        nn.ReflectionPad2d(1),
+        nn.Conv2d(channels, channels, 3),
+        nn.InstanceNorm2d(channels),
+    )
+
+
+class ResidualBlock(nn.Module):
+    """x + F(x) with F = two reflection-padded 3x3 convs; attribute `block` as in PyTorch-GAN."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.block = _residual_branch(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+class ResnetBlock(nn.Module):
+    """The same block under the official code's attribute name `conv_block` (for its checkpoints)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv_block = _residual_branch(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
+def _conv_norm_relu(in_ch: int, out_ch: int, **conv_kwargs: int) -> list[nn.Module]:
+    return [
+        nn.Conv2d(in_ch, out_ch, **conv_kwargs),
+        nn.InstanceNorm2d(out_ch),
+        nn.ReLU(inplace=True),
+    ]
+
+
+class Generator(nn.Module):
+    """ResNet generator: c7s1-ngf, d2ngf, d4ngf, n x R4ngf, u2ngf, ungf, c7s1-3 + tanh.
+
+    `upsampling="nearest"` is PyTorch-GAN's (Upsample x2 + 3x3 conv, which avoids the checkerboard
+    artefacts of transposed convs); `"transposed"` is the original paper's ConvTranspose2d.
+    PyTorch-GAN pads the first conv by the number of input channels (3 for RGB); we pad by 3, the
+    7x7 kernel's half-width, which is the same for RGB and right for any channel count.
+    """
+
+    def __init__(
+        self,
+        channels: int = 3,
+        ngf: int = 64,
+        n_residual_blocks: int = 9,
+        upsampling: str = "nearest",
+    ) -> None:
+        super().__init__()
+        if n_residual_blocks < 1:
+            raise ValueError(f"n_residual_blocks must be >= 1, got {n_residual_blocks}")
+        if upsampling not in ("nearest", "transposed"):
+            raise ValueError(f"upsampling must be 'nearest' or 'transposed', got {upsampling!r}")
+        self.channels = channels
+        self.ngf = ngf
+        self.n_residual_blocks = n_residual_blocks
+        self.upsampling = upsampling
+
+        layers: list[nn.Module] = [
+            nn.ReflectionPad2d(3),
+            *_conv_norm_relu(channels, ngf, kernel_size=7),
+        ]
+        width = ngf
+        for _ in range(2):  # downsampling: H -> H/4
+            layers += _conv_norm_relu(width, width * 2, kernel_size=3, stride=2, padding=1)
+            width *= 2
+        block = ResidualBlock if upsampling == "nearest" else ResnetBlock
+        layers += [block(width) for _ in range(n_residual_blocks)]
+        for _ in range(2):  # upsampling: H/4 -> H
+            if upsampling == "nearest":
+                layers.append(nn.Upsample(scale_factor=2))
+                layers += _conv_norm_relu(width, width // 2, kernel_size=3, stride=1, padding=1)
+            else:
+                layers += [
+                    nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1, output_padding=1),
+                    nn.InstanceNorm2d(width // 2),
+                    nn.ReLU(inplace=True),
+                ]
+            width //= 2
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, channels, 7), nn.Tanh()]
+        self.model = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
+        return self.model(x)
+
+
+class Discriminator(nn.Module):
+    """PatchGAN discriminator: a map of real/fake scores, one per overlapping patch.
+
+    `variant="resnet"`: PyTorch-GAN's four stride-2 blocks, then ZeroPad2d((1, 0, 1, 0)) + 4x4 conv,
+    so the map is H/16 x W/16 (16x16 at 256 px).
+    `variant="paper"`: the official 70x70 PatchGAN (n_layers=3): the fourth conv has stride 1 and the
+    map is 30x30 at 256 px. Both use no norm on the first layer and LeakyReLU(0.2).
+    """
+
+    def __init__(self, channels: int = 3, ndf: int = 64, variant: str = "resnet") -> None:
+        super().__init__()
+        if variant not in (Variant.resnet.value, Variant.paper.value):
+            raise ValueError(f"discriminator variant must be 'resnet' or 'paper', got {variant!r}")
+        self.variant = variant
+        widths = [ndf, ndf * 2, ndf * 4, ndf * 8]
+        strides = [2, 2, 2, 2] if variant == Variant.resnet.value else [2, 2, 2, 1]
+        layers: list[nn.Module] = []
+        in_ch = channels
+        for i, (out_ch, stride) in enumerate(zip(widths, strides, strict=True)):
+            layers.append(nn.Conv2d(in_ch, out_ch, 4, stride=stride, padding=1))
+            if i > 0:
+                layers.append(nn.InstanceNorm2d(out_ch))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            in_ch = out_ch
+        if variant == Variant.resnet.value:
+            # The asymmetric pad keeps the map at exactly H/16 after the final 4x4 conv.
+            layers.append(nn.ZeroPad2d((1, 0, 1, 0)))
+        layers.append(nn.Conv2d(in_ch, 1, 4, padding=1))
+        self.model = nn.Sequential(*layers)
+
+    def output_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        """Shape of the score map for an input of the given size (the target tensors need it)."""
+        if self.variant == Variant.resnet.value:
+            return (1, height // 16, width // 16)
+        h, w = height, width
+        for _ in range(3):
+            h, w = (h + 2 - 4) // 2 + 1, (w + 2 - 4) // 2 + 1
+        for _ in range(2):
+            h, w = h - 1, w - 1
+        return (1, h, w)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1, h, w)
+        return self.model(x)
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """N(0, std) conv weights and zero biases, as both reference implementations do."""
+    for m in module.modules():
+        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d | nn.InstanceNorm2d) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)
+
+
+class CycleGAN(nn.Module):
+    """The four networks of CycleGAN in one container, so one state dict saves and loads them all.
+
+    G_AB translates A -> B, G_BA translates B -> A; D_A scores images of domain A, D_B of domain B.
+    """
+
+    def __init__(
+        self,
+        variant: str | Variant = Variant.resnet,
+        n_residual_blocks: int = 9,
+        ngf: int = 64,
+        ndf: int = 64,
+        channels: int = 3,
+        init_std: float = 0.02,
+    ) -> None:
+        super().__init__()
+        if variant not in tuple(Variant):
+            raise ValueError(f"model variant must be 'resnet' or 'paper', got {variant!r}")
+        variant = Variant(variant)
+        upsampling = "nearest" if variant is Variant.resnet else "transposed"
+        self.variant = variant
+        self.G_AB = Generator(channels, ngf, n_residual_blocks, upsampling)
+        self.G_BA = Generator(channels, ngf, n_residual_blocks, upsampling)
+        self.D_A = Discriminator(channels, ndf, variant.value)
+        self.D_B = Discriminator(channels, ndf, variant.value)
+        init_weights(self, init_std)
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        return [*self.G_AB.parameters(), *self.G_BA.parameters()]
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of trainable parameters (the figure papers and model cards quote)."""
+    return sum(p.numel() for p in module.parameters() if p.requires_grad)

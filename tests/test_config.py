@@ -1,0 +1,158 @@
+"""Every config option composes and instantiates; bad keys, types and values fail clearly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+from omegaconf.errors import ConfigKeyError, ValidationError
+
+from cyclegan.config import ConfigError, validate
+from cyclegan.data.synthetic import SyntheticLandscapes
+from cyclegan.losses import CycleGANLoss
+from cyclegan.models import CycleGAN
+from cyclegan.schedule import LRMultiplier
+
+from .conftest import CONF
+
+GROUPS = ["model", "dataset", "loss", "optim", "schedule", "trainer", "logger"]
+OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
+
+
+def test_every_group_has_options() -> None:
+    assert {g for g, _ in OPTIONS} == set(GROUPS)
+    datasets = {o for g, o in OPTIONS if g == "dataset"}
+    assert {
+        "synthetic",
+        "summer2winter",
+        "horse2zebra",
+        "monet2photo",
+        "apple2orange",
+        "vangogh2photo",
+    } <= datasets
+
+
+@pytest.mark.parametrize(("group", "option"), OPTIONS)
+def test_every_option_composes_and_instantiates(
+    group: str, option: str, compose_cfg, tmp_path: Path
+) -> None:
+    cfg = compose_cfg(f"{group}={option}")
+    validate(cfg)
+    if group == "model":
+        model = instantiate(cfg.model)
+        assert isinstance(model, CycleGAN)
+        assert model.variant == cfg.model.variant
+    elif group == "loss":
+        assert isinstance(instantiate(cfg.loss), CycleGANLoss)
+    elif group == "optim":
+        opt = instantiate(cfg.optim, _convert_="all")([torch.nn.Parameter(torch.zeros(1))])
+        assert isinstance(opt, torch.optim.Optimizer)
+        assert opt.param_groups[0]["lr"] == cfg.optim.lr
+    elif group == "schedule":
+        rule = instantiate(cfg.schedule)
+        assert isinstance(rule, LRMultiplier)
+        assert rule(cfg.schedule.n_epochs) == pytest.approx(0.0) or option == "constant"
+    elif group == "logger":
+        logger = instantiate(cfg.logger, run_dir=tmp_path / "run")
+        logger.log_metrics({"x": 1.0}, step=1, epoch=0)
+        logger.finish()
+        assert (tmp_path / "run" / "metrics.jsonl").exists() == (option == "file")
+    elif group == "dataset":
+        if option == "synthetic":
+            assert isinstance(instantiate(cfg.dataset.synthetic), SyntheticLandscapes)
+            assert cfg.dataset.paired_test
+        else:
+            assert cfg.dataset.synthetic is None
+            assert cfg.dataset.download_name in Path(cfg.dataset.root).name
+            assert cfg.dataset.img_size == 256
+    elif group == "trainer":
+        assert cfg.trainer.device == "auto"
+
+
+def test_builtin_dataset_carries_a_cpu_recipe_and_real_sets_the_seed_recipe(compose_cfg) -> None:
+    default = compose_cfg()
+    assert default.dataset.name == "synthetic"
+    assert (default.dataset.img_size, default.model.ngf) == (64, 32)
+    assert default.schedule.n_epochs < 20
+    real = compose_cfg("dataset=summer2winter")
+    assert real.dataset.name == "summer2winter_yosemite"
+    assert (real.dataset.img_size, real.model.n_residual_blocks, real.model.ngf) == (256, 9, 64)
+    assert (real.schedule.n_epochs, real.schedule.decay_epoch) == (200, 100)
+    # Command-line overrides beat the dataset's recipe.
+    assert compose_cfg("model.ngf=48").model.ngf == 48
+
+
+def test_user_facing_names(compose_cfg) -> None:
+    cfg = compose_cfg(
+        "model.n_residual_blocks=3",
+        "model.ngf=16",
+        "model.ndf=16",
+        "loss.lambda_cyc=5",
+        "loss.lambda_id=0",
+        "loss.gan_mode=vanilla",
+        "optim.lr=1e-3",
+        "optim.betas=[0.9,0.99]",
+        "schedule.n_epochs=20",
+        "schedule.decay_epoch=10",
+        "trainer.batch_size=4",
+        "dataset.img_size=128",
+        "seed=7",
+    )
+    validate(cfg)
+    assert instantiate(cfg.loss).lambda_cyc == 5.0
+    assert cfg.loss.gan_mode == "vanilla"
+    assert list(cfg.optim.betas) == [0.9, 0.99]
+
+
+def test_typo_fails_naming_the_key(compose_cfg) -> None:
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_cfg("model.n_residual_block=6")
+    assert "n_residual_block" in str(err.value) + str(err.value.__cause__)
+
+
+def test_wrong_type_fails_naming_the_key(compose_cfg) -> None:
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_cfg("model.ngf=wide")
+    message = str(err.value) + str(err.value.__cause__)
+    assert "ngf" in message
+    assert isinstance(err.value.__cause__, ValidationError | ConfigKeyError)
+
+
+def test_unknown_option_fails(compose_cfg) -> None:
+    with pytest.raises(ConfigCompositionException, match="model"):
+        compose_cfg("model=unet")
+    with pytest.raises(ConfigCompositionException, match="gan_mode"):
+        compose_cfg("loss.gan_mode=wgan")
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("model.n_residual_blocks=0", "model.n_residual_blocks"),
+        ("model.ngf=0", "model.ngf"),
+        ("loss.lambda_cyc=-1", "loss.lambda_cyc"),
+        ("loss.lambda_id=-0.5", "loss.lambda_id"),
+        ("optim.lr=0", "optim.lr"),
+        ("optim.betas=[0.5,1.5]", "optim.betas"),
+        ("schedule.decay_epoch=8", "schedule.decay_epoch"),
+        ("dataset.img_size=66", "dataset.img_size"),
+        ("dataset.img_size=8", "dataset.img_size"),
+        ("dataset.load_scale=0.9", "dataset.load_scale"),
+        ("trainer.batch_size=0", "trainer.batch_size"),
+        ("trainer.steps_per_epoch=0", "trainer.steps_per_epoch"),
+        ("trainer.device=tpu", "trainer.device"),
+        ("trainer.sample_every=-1", "trainer.sample_every"),
+    ],
+)
+def test_invalid_values_fail_before_training_with_one_line(
+    override: str, key: str, compose_cfg
+) -> None:
+    cfg = compose_cfg(override)
+    with pytest.raises(ConfigError) as err:
+        validate(cfg)
+    message = str(err.value)
+    assert message.startswith(key)
+    assert "\n" not in message
