@@ -1,0 +1,202 @@
+"""Evaluate trained generators on a dataset's test split: FID and KID, and PSNR/SSIM where paired.
+
+    python -m cyclegan.evaluate ckpt=outputs/synthetic/<date>/checkpoints/last.pt
+    python -m cyclegan.evaluate ckpt=exported/G_AB.safetensors data=data/horse2zebra img_size=256
+
+A training checkpoint carries its dataset (root, image size, whether the test split is paired;
+the built-in dataset is regenerated if it is missing); `data=` and `img_size=` override it and are
+required for files that do not say (exports, PyTorch-GAN and official files). A file holding one
+generator is evaluated in its direction only. Prints a table (model beside the baselines) and, with
+`output=metrics.json`, writes every number. Without Inception weights (offline, nothing cached) it
+says how to provide them and still reports the paired metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cyclegan.checkpoint import CheckpointError
+from cyclegan.cli import EXIT_USER_ERROR, boolean, console_logging, parse_args
+from cyclegan.data.folder import DatasetNotFoundError, UnreadableImageError
+from cyclegan.evaluation import (
+    InceptionUnavailableError,
+    TranslationEvaluator,
+    format_evaluation,
+    load_inception,
+    load_split_images,
+)
+from cyclegan.importers import Direction, Format, build_generator, read_weights
+
+# Named, not __name__: under `python -m cyclegan.evaluate` that is "__main__", outside our handler.
+log = logging.getLogger("cyclegan.evaluate")
+
+
+def _dataset_config(
+    config: dict[str, Any], data: str | None, img_size: int | None, paired: bool | None
+) -> dict[str, Any]:
+    """The dataset keys `run.build_evaluation` reads: from the checkpoint, overridden by flags."""
+    from_ckpt = dict(config.get("dataset") or {}) if data is None else {}
+    if data is None and not from_ckpt:
+        raise ValueError("this file does not record its dataset; pass data=<dataset folder>")
+    dataset = {
+        "root": data or from_ckpt["root"],
+        "img_size": img_size or from_ckpt.get("img_size") or 256,
+        "paired_test": from_ckpt.get("paired_test", False) if paired is None else paired,
+        "synthetic": from_ckpt.get("synthetic"),
+    }
+    return dataset
+
+
+def evaluate(
+    ckpt: str | Path,
+    data: str | None = None,
+    img_size: int | None = None,
+    paired: bool | None = None,
+    direction: str | None = None,
+    fid: bool = True,
+    inception_weights: str | None = None,
+    device: str = "auto",
+    batch_size: int = 16,
+    fmt: str = "auto",
+    extractor: Any = None,
+) -> dict[str, Any]:
+    """Every metric of the generators in `ckpt` on the test split, plus baselines and provenance.
+
+    `extractor` replaces the Inception network (any module: uint8 (B, 3, H, W) -> (B, D)).
+    """
+    from omegaconf import OmegaConf
+
+    from cyclegan.run import build_evaluation, prepare_dataset
+    from cyclegan.trainer import resolve_device
+
+    weights = read_weights(ckpt, fmt)
+    config = weights.meta.get("config") or {}
+    dataset = _dataset_config(config, data, img_size, paired)
+    root = prepare_dataset(OmegaConf.create(dataset))  # regenerates the built-in set if missing
+    dev = resolve_device(device)
+
+    if weights.format is Format.checkpoint:
+        wanted = [Direction(direction)] if direction else list(Direction)
+    else:
+        wanted = [None]  # the one generator the file holds
+    generators: dict[str, Any] = {"AtoB": None, "BtoA": None}
+    for d in wanted:
+        loaded = build_generator(weights, d if d is not None else direction)
+        if loaded.direction is None:
+            raise ValueError(
+                f"'{ckpt}' does not say which direction its generator translates; pass direction="
+            )
+        generators[str(loaded.direction)] = loaded.generator.to(dev)
+
+    paired_eval, _ = build_evaluation(OmegaConf.create(dataset), root, n_samples=1)
+    if paired_eval is not None:
+        test_A, test_B = paired_eval.test_A, paired_eval.test_B
+    else:
+        test_A, test_B = load_split_images(root, dataset["img_size"])
+
+    skipped = None
+    if fid and extractor is None:
+        try:
+            extractor = load_inception(inception_weights)
+        except InceptionUnavailableError as exc:
+            skipped = str(exc)
+            log.warning("%s; reporting the paired metrics only", exc)
+    if paired_eval is None and not (fid and extractor is not None):
+        raise ValueError(
+            f"nothing to report: the test split in '{root}' has no ground truth (paired=false) and "
+            f"FID/KID are off or unavailable ({skipped or 'fid=false'})"
+        )
+    evaluator = TranslationEvaluator(
+        test_A,
+        test_B,
+        paired_eval,
+        extractor if fid else None,
+        batch_size=batch_size,
+        device=dev,
+        report_kid_std=True,
+    )
+    metrics = evaluator(generators["AtoB"], generators["BtoA"])
+    return {
+        "ckpt": str(ckpt),
+        "data": str(root),
+        "img_size": dataset["img_size"],
+        "paired": paired_eval is not None,
+        "n_test": {"A": int(test_A.shape[0]), "B": int(test_B.shape[0])},
+        "metrics": metrics,
+        "baselines": evaluator.baselines,
+        "fid_skipped": skipped,
+    }
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m cyclegan.evaluate",
+        description="FID/KID (and PSNR/SSIM on paired test sets) of trained generators. "
+        "Arguments as key=value (ckpt=... data=...) or --key value.",
+    )
+    p.add_argument("--ckpt", "--weights", required=True, help="checkpoints/last.pt or a generator")
+    p.add_argument("--data", help="dataset folder (default: the checkpoint's dataset)")
+    p.add_argument("--img-size", type=int, help="evaluation size (default: the checkpoint's)")
+    p.add_argument("--paired", type=boolean, help="test split pairs A and B by file name")
+    p.add_argument("--direction", choices=["AtoB", "BtoA"], help="only this direction")
+    p.add_argument("--fid", type=boolean, default=True, help="FID and KID (default true)")
+    p.add_argument("--inception-weights", help="path to the FID Inception weights file")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument(
+        "--format", dest="fmt", default="auto", choices=["auto", *(f.value for f in Format)]
+    )
+    p.add_argument("--output", help="write all numbers to this JSON file")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point: 0 on success, 2 on bad input."""
+    args = parse_args(_build_parser(), argv)
+    with console_logging():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        result = evaluate(
+            args.ckpt,
+            data=args.data,
+            img_size=args.img_size,
+            paired=args.paired,
+            direction=args.direction,
+            fid=args.fid,
+            inception_weights=args.inception_weights,
+            device=args.device,
+            batch_size=args.batch_size,
+            fmt=args.fmt,
+        )
+    except (
+        CheckpointError,
+        DatasetNotFoundError,
+        UnreadableImageError,
+        FileNotFoundError,
+        ValueError,
+    ) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    n = result["n_test"]
+    print(
+        f"{result['ckpt']} on {result['data']} (test: {n['A']} A, {n['B']} B, {result['img_size']} px)"
+    )
+    print(format_evaluation(result["metrics"], result["baselines"]))
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+        log.info("wrote %s", args.output)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

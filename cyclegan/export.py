@@ -1,0 +1,148 @@
+"""Export trained generators as safetensors + a small JSON, for inference without the training code.
+
+    python -m cyclegan.export ckpt=outputs/.../checkpoints/last.pt output=exported/
+
+writes `exported/G_AB.safetensors` + `exported/G_AB.json` and the same for G_BA. The JSON holds the
+architecture (enough to rebuild the `Generator`), the direction and where the weights came from;
+the same JSON is embedded in the safetensors header, so the weights file alone is enough too.
+safetensors holds only tensors: loading it never runs code, and it needs neither the optimizer
+state nor the discriminators of the 100+ MB training checkpoint.
+
+Any file `cyclegan.translate` reads can be exported, so this also converts PyTorch-GAN and official
+generators into the same format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from cyclegan.checkpoint import CheckpointError
+from cyclegan.cli import EXIT_USER_ERROR, atomic_write, console_logging, parse_args
+from cyclegan.importers import (
+    EXPORT_FORMAT,
+    Direction,
+    Format,
+    LoadedGenerator,
+    build_generator,
+    read_weights,
+)
+
+# Named, not __name__: under `python -m cyclegan.export` that is "__main__", outside our handler.
+log = logging.getLogger("cyclegan.export")
+
+EXPORT_VERSION = 1
+
+
+def export_info(loaded: LoadedGenerator, weights_name: str) -> dict[str, Any]:
+    """The JSON that describes one exported generator."""
+    config = loaded.meta.get("config") or {}
+    dataset = config.get("dataset") or {}
+    source: dict[str, Any] = {"file": str(loaded.source), "format": str(loaded.format)}
+    for key in ("epoch", "step"):
+        if key in loaded.meta:
+            source[key] = loaded.meta[key]
+    if dataset:
+        source["dataset"] = dataset.get("name")
+        source["img_size"] = dataset.get("img_size")
+    if loaded.format is Format.exported:  # re-export: keep the original provenance
+        source = loaded.meta.get("source", source)
+    return {
+        "format": EXPORT_FORMAT,
+        "format_version": EXPORT_VERSION,
+        "weights": weights_name,
+        "direction": str(loaded.direction) if loaded.direction else None,
+        "architecture": loaded.spec.to_dict(),
+        "io": "RGB in and out, values in [-1, 1] (pixel / 127.5 - 1); any size divisible by 4",
+        "source": source,
+    }
+
+
+def save_generator(loaded: LoadedGenerator, path: str | Path) -> tuple[Path, Path]:
+    """Write `path` (.safetensors) and the JSON beside it; returns both paths."""
+    from safetensors.torch import save_file  # only exporting needs it
+
+    path = Path(path).with_suffix(".safetensors")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = export_info(loaded, path.name)
+    text = json.dumps(info, indent=2) + "\n"
+    tensors = {k: v.detach().cpu().contiguous() for k, v in loaded.generator.state_dict().items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={EXPORT_FORMAT: text}))
+    sidecar = path.with_suffix(".json")
+    atomic_write(sidecar, lambda tmp: tmp.write_text(text))
+    return path, sidecar
+
+
+def export(
+    ckpt: str | Path,
+    output: str | Path,
+    directions: Sequence[str] = ("AtoB", "BtoA"),
+    fmt: str = "auto",
+) -> list[Path]:
+    """Export the generators of `ckpt` into folder `output`; returns the .safetensors paths."""
+    weights = read_weights(ckpt, fmt)
+    output = Path(output)
+    if weights.format is not Format.checkpoint:
+        directions = [str(weights.directions[0])] if weights.directions else [""]
+    written = []
+    for direction in directions:
+        loaded = build_generator(weights, direction or None)
+        name = loaded.direction.container_key if loaded.direction else "generator"
+        path, _ = save_generator(loaded, output / f"{name}.safetensors")
+        log.info(
+            "%s: %s generator, ngf=%d, %d blocks -> %s",
+            name,
+            loaded.spec.variant,
+            loaded.spec.ngf,
+            loaded.spec.n_residual_blocks,
+            path,
+        )
+        written.append(path)
+    return written
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m cyclegan.export",
+        description="Write trained generators as safetensors + JSON (key=value or --key value).",
+    )
+    parser.add_argument("--ckpt", required=True, help="checkpoints/last.pt or any generator file")
+    parser.add_argument("--output", required=True, help="folder for G_AB/G_BA .safetensors + .json")
+    parser.add_argument(
+        "--direction",
+        choices=["AtoB", "BtoA", "both"],
+        default="both",
+        help="which generator(s) of a training checkpoint to export (default both)",
+    )
+    parser.add_argument(
+        "--format", default="auto", choices=["auto", *(f.value for f in Format)], dest="fmt"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (2: bad input)."""
+    args = parse_args(_build_parser(), argv)
+    with console_logging():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    directions = [d.value for d in Direction] if args.direction == "both" else [args.direction]
+    try:
+        paths = export(args.ckpt, args.output, directions, args.fmt)
+    except (CheckpointError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    for path in paths:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,351 @@
+"""Load a trained generator from any file people have: ours, exported, PyTorch-GAN's or the official one.
+
+Four formats, told apart by their keys (or forced with `fmt=`):
+
+* ``checkpoint``: our training state, ``checkpoints/last.pt`` (the CycleGAN container's
+  ``G_AB.model...``/``G_BA.model...`` keys and the resolved ``config``); holds both directions.
+* ``exported``: ``python -m cyclegan.export``'s ``G_AB.safetensors`` + ``G_AB.json``.
+* ``pytorch-gan``: PyTorch-GAN's ``G_AB_<epoch>.pth`` (residual blocks under ``block.``).
+* ``official``: junyanz/pytorch-CycleGAN-and-pix2pix's ``latest_net_G_A.pth`` and the released
+  pretrained models (residual blocks under ``conv_block.``).
+
+None of the foreign formats records its hyper-parameters, so the architecture is read off the keys
+and shapes: ``model.1.weight`` is (ngf, channels, 7, 7), and the residual blocks are counted. The
+generator is then built and loaded with ``strict=True``, so every tensor lands in its layer or the
+load fails. Two quirks of real files are undone first: the ``module.`` prefix of DataParallel (and
+``_orig_mod.`` of ``torch.compile``), and the InstanceNorm running-stat keys of checkpoints saved
+before PyTorch 0.4, which the official loader drops in the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cyclegan.checkpoint import CheckpointError, load_checkpoint
+from cyclegan.models import Generator
+
+EXPORT_FORMAT = "cyclegan-generator"  # the "format" field of an exported generator's JSON
+
+
+class Format(StrEnum):
+    checkpoint = "checkpoint"
+    exported = "exported"
+    pytorch_gan = "pytorch-gan"
+    official = "official"
+
+
+class Direction(StrEnum):
+    AtoB = "AtoB"
+    BtoA = "BtoA"
+
+    @property
+    def container_key(self) -> str:
+        """The generator's name in the CycleGAN container (and in exported file names)."""
+        return "G_AB" if self is Direction.AtoB else "G_BA"
+
+
+_UPSAMPLING = {"resnet": "nearest", "paper": "transposed"}
+_BLOCK_ATTR = {"nearest": "block", "transposed": "conv_block"}
+_BLOCK_KEY = re.compile(r"^model\.(\d+)\.(block|conv_block)\.")
+_LEGACY_NORM_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+@dataclass(frozen=True)
+class GeneratorSpec:
+    """Everything needed to rebuild a generator; what the exported JSON's "architecture" holds."""
+
+    channels: int = 3
+    ngf: int = 64
+    n_residual_blocks: int = 9
+    upsampling: str = "nearest"
+
+    @property
+    def variant(self) -> str:
+        return "resnet" if self.upsampling == "nearest" else "paper"
+
+    def build(self) -> Generator:
+        return Generator(self.channels, self.ngf, self.n_residual_blocks, self.upsampling)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "variant": self.variant}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GeneratorSpec:
+        upsampling = data.get("upsampling") or _UPSAMPLING[str(data.get("variant", "resnet"))]
+        return cls(
+            channels=int(data.get("channels", 3)),
+            ngf=int(data["ngf"]),
+            n_residual_blocks=int(data["n_residual_blocks"]),
+            upsampling=str(upsampling),
+        )
+
+
+@dataclass
+class WeightsFile:
+    """The tensors of a weights file, read once, with what the file says about itself."""
+
+    path: Path
+    format: Format
+    tensors: dict[str, torch.Tensor]
+    # From our own files: the architecture, the direction(s) held, the training config.
+    spec: GeneratorSpec | None = None
+    directions: tuple[Direction, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class LoadedGenerator:
+    """A ready generator (eval mode, on CPU) and how it was obtained, for logs and export."""
+
+    generator: Generator
+    spec: GeneratorSpec
+    format: Format
+    direction: Direction | None  # None: a foreign file, which does not say
+    source: Path
+    dropped_keys: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------- reading
+
+
+def read_weights(path: str | Path, fmt: str | Format = "auto") -> WeightsFile:
+    """Read a weights file of any supported format (detected from its keys unless `fmt` is given)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file '{path}' not found; check the ckpt= path")
+    forced = None if fmt == "auto" else Format(fmt)
+    if forced is Format.exported or (forced is None and path.suffix == ".safetensors"):
+        return _read_exported(path)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated zip, foreign pickle, not a torch file at all
+        raise CheckpointError(
+            f"'{path}' is not a readable PyTorch weights file ({type(exc).__name__}); "
+            "give a .pt/.pth/.safetensors generator file"
+        ) from exc
+    if not isinstance(state, Mapping):
+        raise CheckpointError(f"'{path}' holds a {type(state).__name__}, not a state dict")
+    if "format_version" in state and "model" in state:  # our training checkpoint
+        state = load_checkpoint(path)  # the one reader of training state (format-version check)
+        return _from_container(path, dict(state["model"]), state.get("config"), state)
+    tensors = _strip_wrapper_prefixes(
+        {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+    )
+    if any(k.startswith(("G_AB.", "G_BA.")) for k in tensors):  # a bare container state dict
+        return _from_container(path, tensors, None, {})
+    detected = forced or _detect_foreign_format(path, tensors)
+    return WeightsFile(path, detected, tensors)
+
+
+def _from_container(
+    path: Path, tensors: dict[str, torch.Tensor], config: Any, state: Mapping[str, Any]
+) -> WeightsFile:
+    spec = None
+    if isinstance(config, Mapping) and isinstance(config.get("model"), Mapping):
+        spec = GeneratorSpec.from_dict(config["model"])
+    meta = {"config": config} if config is not None else {}
+    for key in ("epoch", "step"):
+        if key in state:
+            meta[key] = state[key]
+    return WeightsFile(
+        path, Format.checkpoint, tensors, spec, (Direction.AtoB, Direction.BtoA), meta
+    )
+
+
+def _read_exported(path: Path) -> WeightsFile:
+    from safetensors import SafetensorError, safe_open  # only exported files need it
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+            header = f.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"'{path}' is not a readable safetensors file ({exc})") from exc
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_file():
+        info = json.loads(sidecar.read_text())
+    elif EXPORT_FORMAT in header:  # the same JSON, embedded in the safetensors header
+        info = json.loads(header[EXPORT_FORMAT])
+    else:
+        info = {}
+    if info and info.get("format") != EXPORT_FORMAT:
+        raise CheckpointError(
+            f"'{sidecar}' is not a cyclegan export (format={info.get('format')!r}); "
+            "re-export with python -m cyclegan.export"
+        )
+    spec = GeneratorSpec.from_dict(info["architecture"]) if "architecture" in info else None
+    directions = (Direction(info["direction"]),) if info.get("direction") else ()
+    return WeightsFile(path, Format.exported, tensors, spec, directions, info)
+
+
+def _strip_wrapper_prefixes(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Undo DataParallel's `module.` and torch.compile's `_orig_mod.` (possibly both, nested)."""
+    changed = True
+    while changed and tensors:
+        changed = False
+        for prefix in _WRAPPER_PREFIXES:
+            if all(k.startswith(prefix) for k in tensors):
+                tensors = {k[len(prefix) :]: v for k, v in tensors.items()}
+                changed = True
+    return tensors
+
+
+def _detect_foreign_format(path: Path, tensors: Mapping[str, torch.Tensor]) -> Format:
+    attrs = {m.group(2) for k in tensors if (m := _BLOCK_KEY.match(k))}
+    if attrs == {"block"}:
+        return Format.pytorch_gan
+    if attrs == {"conv_block"}:
+        return Format.official
+    if any(k.startswith("model.model.") for k in tensors):
+        raise CheckpointError(
+            f"'{path}' is a U-Net generator (unet_128/unet_256); only ResNet generators are supported"
+        )
+    if "model.0.weight" in tensors and "model.1.weight" not in tensors:
+        raise CheckpointError(
+            f"'{path}' looks like a discriminator (D_A/D_B); give a generator file "
+            "(G_AB_<epoch>.pth, latest_net_G_A.pth, checkpoints/last.pt or an export)"
+        )
+    raise CheckpointError(
+        f"cannot tell the format of '{path}' from its keys (first: {next(iter(tensors), 'none')}); "
+        "give a CycleGAN generator file or force one with format=pytorch-gan|official"
+    )
+
+
+# ---------------------------------------------------------------------------------- building
+
+
+def infer_spec(tensors: Mapping[str, torch.Tensor]) -> GeneratorSpec:
+    """Architecture of a ResNet generator state dict, from its key names and tensor shapes."""
+    first = tensors.get("model.1.weight")
+    if first is None or first.dim() != 4 or tuple(first.shape[2:]) != (7, 7):
+        raise CheckpointError(
+            "no 7x7 first convolution at 'model.1.weight': not a CycleGAN ResNet generator"
+        )
+    blocks: dict[int, str] = {}
+    for key in tensors:
+        if m := _BLOCK_KEY.match(key):
+            blocks[int(m.group(1))] = m.group(2)
+    if not blocks:
+        raise CheckpointError("no residual blocks ('model.<i>.block.' keys) in the weights")
+    if len(set(blocks.values())) > 1:
+        raise CheckpointError("the weights mix 'block.' and 'conv_block.' residual blocks")
+    if any(re.match(r"^model\.\d+\.conv_block\.6\.weight$", k) for k in tensors):
+        raise CheckpointError(
+            "this official generator was trained with dropout in its residual blocks "
+            "(--no_dropout off); that layout is not supported"
+        )
+    upsampling = "nearest" if next(iter(blocks.values())) == "block" else "transposed"
+    ngf, channels = int(first.shape[0]), int(first.shape[1])
+    return GeneratorSpec(channels, ngf, len(blocks), upsampling)
+
+
+def _select_direction(
+    weights: WeightsFile, direction: str | Direction | None
+) -> tuple[dict[str, torch.Tensor], Direction | None]:
+    wanted = Direction(direction) if direction is not None else None
+    if weights.format is Format.checkpoint:
+        chosen = wanted or Direction.AtoB
+        prefix = chosen.container_key + "."
+        tensors = {k[len(prefix) :]: v for k, v in weights.tensors.items() if k.startswith(prefix)}
+        if not tensors:
+            raise CheckpointError(f"'{weights.path}' holds no {chosen.container_key} weights")
+        return tensors, chosen
+    held = weights.directions[0] if weights.directions else None
+    if wanted is not None and held is not None and wanted is not held:
+        raise CheckpointError(
+            f"'{weights.path}' is the {held} generator but direction={wanted} was asked; "
+            f"use the {wanted.container_key} export instead"
+        )
+    return dict(weights.tensors), held or wanted
+
+
+def drop_legacy_norm_keys(
+    tensors: Mapping[str, torch.Tensor], model: nn.Module
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Remove InstanceNorm running stats that the model does not track (pre-0.4 checkpoints).
+
+    Only keys naming an InstanceNorm layer of `model` without running stats are dropped, as the
+    official loader's `__patch_instance_norm_state_dict` does; anything else stays and is judged by
+    the strict load.
+    """
+    norms = {
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.InstanceNorm2d) and not module.track_running_stats
+    }
+    kept, dropped = {}, []
+    for key, value in tensors.items():
+        owner, _, leaf = key.rpartition(".")
+        if leaf in _LEGACY_NORM_SUFFIXES and owner in norms:
+            dropped.append(key)
+        else:
+            kept[key] = value
+    return kept, dropped
+
+
+def _fit_block_names(
+    tensors: dict[str, torch.Tensor], spec: GeneratorSpec
+) -> dict[str, torch.Tensor]:
+    """Rename residual blocks to the attribute the chosen variant uses (for variant= overrides)."""
+    want = _BLOCK_ATTR[spec.upsampling]
+    other = _BLOCK_ATTR["transposed" if spec.upsampling == "nearest" else "nearest"]
+    pattern = re.compile(rf"^(model\.\d+\.){other}\.")
+    return {pattern.sub(rf"\g<1>{want}.", k): v for k, v in tensors.items()}
+
+
+def build_generator(
+    weights: WeightsFile,
+    direction: str | Direction | None = None,
+    **overrides: Any,
+) -> LoadedGenerator:
+    """Our `Generator` holding the file's weights (strict load), in eval mode on the CPU.
+
+    `direction` picks G_AB or G_BA from a checkpoint; single-generator files hold one already.
+    `overrides` (ngf, n_residual_blocks, channels, variant or upsampling) replace what the file
+    says or what the keys imply.
+    """
+    tensors, chosen = _select_direction(weights, direction)
+    tensors = _strip_wrapper_prefixes(tensors)
+    spec = weights.spec or infer_spec(tensors)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if "variant" in overrides:
+        overrides["upsampling"] = _UPSAMPLING[str(overrides.pop("variant"))]
+    if overrides:
+        spec = replace(spec, **overrides)
+        tensors = _fit_block_names(tensors, spec)
+    generator = spec.build()
+    tensors, dropped = drop_legacy_norm_keys(tensors, generator)
+    try:
+        generator.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[1:2] or [str(exc)]
+        raise CheckpointError(
+            f"weights in '{weights.path}' do not fit a {spec.variant} generator with "
+            f"ngf={spec.ngf}, {spec.n_residual_blocks} blocks: {first[0].strip()[:200]}; "
+            "check the file, or drop/adjust the format=/variant=/ngf=/n_residual_blocks= overrides"
+        ) from None
+    generator.eval()
+    return LoadedGenerator(
+        generator, spec, weights.format, chosen, weights.path, dropped, dict(weights.meta)
+    )
+
+
+def load_generator(
+    path: str | Path,
+    direction: str | Direction | None = None,
+    fmt: str | Format = "auto",
+    **overrides: Any,
+) -> LoadedGenerator:
+    """`read_weights` + `build_generator`: the one call translate and evaluate make."""
+    return build_generator(read_weights(path, fmt), direction, **overrides)
