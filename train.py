@@ -1,9 +1,13 @@
 """Train a CycleGAN: `python train.py [group=option ...] [key=value ...]` (Hydra; `-m` for grids)."""
 
+import sys
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
 from cyclegan.config import register_configs
+from cyclegan.plugins import require_plugins
 from cyclegan.run import main as run
 
 register_configs()
@@ -15,4 +19,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    # A launcher or sweeper plugin that is not installed: name the pip extra, before Hydra starts.
+    require_plugins(sys.argv[1:], Path(__file__).parent / "experiments")
     main()

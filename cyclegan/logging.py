@@ -1,7 +1,8 @@
 """Where training scalars and images go: plain files in the run directory, or nowhere.
 
 Every logger has the same four methods, so the trainer never knows which one it has; the W&B logger
-(its own config option) plugs in at this seam.
+(`cyclegan.wandb_logger`, the default option) plugs in at this seam. Loggers are built as
+`Logger(run_dir, config=<resolved config>)`.
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ def _jsonable(value: Any) -> Any:
 class NullLogger:
     """Logs nothing (console output and run files are unaffected)."""
 
-    def __init__(self, run_dir: str | Path | None = None) -> None:
+    def __init__(
+        self, run_dir: str | Path | None = None, config: dict[str, Any] | None = None
+    ) -> None:
+        # `config` (the resolved run config) is for loggers that store it, like W&B; the run
+        # directory's .hydra/config.yaml already holds it for these two.
         self.run_dir = run_dir
 
     def log_metrics(self, metrics: dict[str, float], step: int, epoch: int) -> None:
@@ -54,8 +59,8 @@ class FileLogger(NullLogger):
     The file is line-buffered and flushed per line, so a crashed run keeps everything it logged.
     """
 
-    def __init__(self, run_dir: str | Path) -> None:
-        super().__init__(run_dir)
+    def __init__(self, run_dir: str | Path, config: dict[str, Any] | None = None) -> None:
+        super().__init__(run_dir, config)
         self.path = Path(run_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a", buffering=1)

@@ -1,0 +1,243 @@
+"""W&B logging: a real offline run read back with W&B's own tooling; crashes, fallbacks, imports."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import OmegaConf, open_dict
+from PIL import Image
+
+from cyclegan.config import ConfigError, register_configs
+from cyclegan.run import train
+from cyclegan.run_identity import RunIdentity, hydra_identity, sweep_group
+from cyclegan.trainer import Trainer
+from cyclegan.wandb_logger import WandbLogger
+
+from .conftest import CONF, TINY
+from .wandb_files import offline_runs, read_wandb_run
+
+
+def _jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_offline_run_holds_config_scalars_images_and_summary(
+    compose_cfg, tmp_path: Path, monkeypatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))  # artifact staging
+    result = train(compose_cfg(*TINY, "logger.mode=offline", "logger.log_model=true"))
+    run_dir = tmp_path / "run"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    [path] = offline_runs(run_dir)  # inside the run directory, one W&B run
+    wb = read_wandb_run(path)
+
+    # The resolved config: values, not interpolations.
+    assert wb.config["model"]["ngf"] == 8 and wb.config["loss"]["lambda_cyc"] == 10.0
+    assert wb.config["dataset"]["root"] == str(tmp_path / "data" / "synthetic-32px-seed0")
+    assert wb.run["display_name"] == "run" and wb.run["job_type"] == "train"
+
+    # Every training scalar, with the values metrics.jsonl has (the file logger still runs).
+    rows = [r for r in _jsonl(run_dir / "metrics.jsonl") if "train/loss_G" in r]
+    logged = [h for h in wb.history if "train/loss_G" in h]
+    assert [h["_step"] for h in logged] == [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    for key in ("train/loss_G", "train/loss_cycle", "train/loss_D_A", "train/lr", "time/step_s"):
+        assert [h[key] for h in logged] == pytest.approx([r[key] for r in rows], rel=1e-6)
+    assert {"train/loss_GAN", "train/loss_identity", "time/data_s", "epoch"} <= set(logged[0])
+
+    # Sample grids as images, stored in the run's media files.
+    images = [h for h in wb.history if h.get("samples._type") == "image-file"]
+    assert [h["_step"] for h in images] == [2, 4, 6]
+    with Image.open(path / "files" / images[-1]["samples.path"]) as grid:
+        assert grid.size == (2 + 2 * 34, 2 + 4 * 34)
+
+    # Evaluation metrics with their best value, and the rest of summary.json as the summary.
+    s = wb.summary["summary"]
+    assert (
+        s["eval/psnr_AB"]["max"] == pytest.approx(summary["eval/psnr_AB"]) == pytest.approx(result)
+    )
+    assert s["baseline/mean/ssim_BA"] == pytest.approx(summary["baseline/mean/ssim_BA"])
+    assert s["final/train/loss_G"] == pytest.approx(summary["final/train/loss_G"])
+    assert wb.summary["state"] == "finished" and wb.summary["exit_code"] == 0
+
+    # The final checkpoint as a model artifact, and the upload command in the log.
+    [artifact] = [r["artifact"] for r in wb.records if r["type"] == "artifact"]
+    [entry] = artifact["manifest"]["contents"]
+    assert artifact["type"] == "model" and entry["path"] == "last.pt"
+    assert int(entry["size"]) == (run_dir / "checkpoints" / "last.pt").stat().st_size
+    assert f"wandb sync {path}" in caplog.text
+
+
+def test_crashed_run_is_marked_failed(compose_cfg, tmp_path: Path, monkeypatch) -> None:
+    step = Trainer.training_step
+
+    def crash_at_step_4(self: Trainer, *args: Any) -> Any:
+        if self.state.step == 3:
+            raise RuntimeError("boom")
+        return step(self, *args)
+
+    monkeypatch.setattr(Trainer, "training_step", crash_at_step_4)
+    with pytest.raises(RuntimeError, match="boom"):
+        train(compose_cfg(*TINY, "logger.mode=offline"))
+    [path] = offline_runs(tmp_path / "run")
+    wb = read_wandb_run(path)
+    assert wb.summary["state"] == "failed" and wb.summary["exit_code"] == 1
+    assert [h["_step"] for h in wb.history if "train/loss_G" in h] == [1, 2, 3]
+
+
+def test_wandb_that_cannot_start_falls_back_to_files(
+    compose_cfg, tmp_path: Path, monkeypatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import wandb
+
+    def no_network(**kwargs: Any) -> None:
+        raise ConnectionError("api.wandb.ai unreachable")
+
+    monkeypatch.setattr(wandb, "init", no_network)
+    result = train(compose_cfg(*TINY, "logger.mode=online"))
+    run_dir = tmp_path / "run"
+    assert "W&B could not start (ConnectionError: api.wandb.ai unreachable)" in caplog.text
+    assert result == json.loads((run_dir / "summary.json").read_text())["eval/psnr_AB"]
+    steps = [r["step"] for r in _jsonl(run_dir / "metrics.jsonl") if "train/loss_G" in r]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+class _FlakyRun:
+    """Stands in for a W&B run whose connection drops at the second log call."""
+
+    def __init__(self) -> None:
+        self.logged: list[dict[str, Any]] = []
+        self.exit_code: int | None = None
+        self.settings = SimpleNamespace(sync_dir="unused")
+
+    def define_metric(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def log(self, data: dict[str, Any], step: int) -> None:
+        if self.logged:
+            raise ConnectionError("connection reset")
+        self.logged.append(data)
+
+    def finish(self, exit_code: int = 0) -> None:
+        self.exit_code = exit_code
+
+
+def test_wandb_failing_mid_run_keeps_every_row_in_the_file(
+    tmp_path: Path, monkeypatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import wandb
+
+    run = _FlakyRun()
+    monkeypatch.setattr(wandb, "init", lambda **kwargs: run)
+    logger = WandbLogger(tmp_path, mode="offline")
+    for step in (1, 2, 3):
+        logger.log_metrics({"train/loss_G": float(step)}, step=step, epoch=0)
+    logger.log_summary({"best/psnr_AB": 1.0})
+    logger.finish("finished")
+
+    assert run.logged == [{"train/loss_G": 1.0, "epoch": 0}]
+    assert run.exit_code == 1  # closed as failed when it broke, not later as finished
+    assert not logger.active
+    assert caplog.text.count("W&B log failed (ConnectionError: connection reset)") == 1
+    assert [r["train/loss_G"] for r in _jsonl(tmp_path / "metrics.jsonl")] == [1.0, 2.0, 3.0]
+
+
+def test_disabled_mode_never_imports_wandb(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "import cyclegan.run\n"
+        "from cyclegan.wandb_logger import WandbLogger\n"
+        "logger = WandbLogger(sys.argv[1], mode='disabled')\n"
+        "logger.log_metrics({'train/loss_G': 1.0}, step=1, epoch=0)\n"
+        "logger.finish()\n"
+        "print('wandb' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
+    assert (tmp_path / "metrics.jsonl").read_text().count("train/loss_G") == 1
+
+
+def test_unknown_mode_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"logger\.mode=onlin: use offline, online or disabled"):
+        WandbLogger(tmp_path, mode="onlin")
+
+
+@pytest.fixture
+def hydra_job(tmp_path: Path) -> Iterator[Callable[..., None]]:
+    """hydra_job(*overrides, mode=, sweep_dir=, params=): pretend a Hydra job is running."""
+    register_configs()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+
+        def _set(
+            *overrides: str,
+            mode: RunMode = RunMode.RUN,
+            sweep_dir: Path | None = None,
+            params: dict[str, str] | None = None,
+        ) -> None:
+            cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+            with open_dict(cfg):
+                cfg.hydra.mode = mode
+                cfg.hydra.job.name = "train"
+                cfg.hydra.job.num = 3
+                cfg.hydra.sweep.dir = str(sweep_dir)
+                cfg.hydra.sweeper.params = params
+            HydraConfig.instance().set_config(cfg)
+
+        yield _set
+    HydraConfig.instance().cfg = None
+    GlobalHydra.instance().clear()
+
+
+def test_run_identity_from_hydra(hydra_job, tmp_path: Path) -> None:
+    assert hydra_identity() == RunIdentity()  # outside Hydra: nothing to say
+    hydra_job("loss.lambda_cyc=5", "seed=1")
+    single = hydra_identity()
+    assert (single.name, single.group, single.job_type) == (
+        "loss.lambda_cyc=5,seed=1",
+        None,
+        "train",
+    )
+    assert {"model:resnet", "dataset:synthetic", "logger:wandb"} <= set(single.tags)
+
+    # A multirun job: grouped by sweep directory, named by what the sweep varies, both the
+    # sweeper's params and the command line's sweeps (read from the saved multirun.yaml).
+    sweep = tmp_path / "lambda_grid" / "2026-11-26_16-30-00"
+    sweep.mkdir(parents=True)
+    OmegaConf.save(
+        {"hydra": {"overrides": {"task": ["seed=1,2", "model.ngf=8"]}}}, sweep / "multirun.yaml"
+    )
+    params = {"loss.lambda_cyc": "5,10"}
+    hydra_job(
+        "loss.lambda_cyc=5",
+        "seed=1",
+        "model.ngf=8",
+        mode=RunMode.MULTIRUN,
+        sweep_dir=sweep,
+        params=params,
+    )
+    job = hydra_identity()
+    assert job.name == "loss.lambda_cyc=5,seed=1"
+    assert job.group == "lambda_grid-2026-11-26_16-30-00" and "multirun" in job.tags
+
+
+def test_sweep_group_names_the_grid_and_its_start() -> None:
+    assert (
+        sweep_group("multirun/lambda_grid/2026-11-26_16-30-00") == "lambda_grid-2026-11-26_16-30-00"
+    )
+    assert sweep_group("sweep") == "sweep"
