@@ -9,6 +9,7 @@ The dataclasses are registered in Hydra's ConfigStore as `schema`, the first ent
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -17,6 +18,11 @@ from omegaconf import II, MISSING, DictConfig
 from cyclegan.losses import GanMode
 from cyclegan.models import Variant
 from cyclegan.schedule import Policy
+
+
+class CheckpointUnit(StrEnum):
+    epoch = "epoch"
+    step = "step"
 
 
 class ConfigError(ValueError):
@@ -94,8 +100,13 @@ class TrainerConfig:
     buffer_size: int = 50
     log_every: int = 10  # steps between logged training scalars
     sample_every: int = 500  # steps between sample grids; 0 disables
-    checkpoint_every: int = 1  # epochs between checkpoints; 0: only at the end
+    checkpoint_every: int = 1  # checkpoint_units between checkpoints; 0: only at the end
+    checkpoint_unit: CheckpointUnit = CheckpointUnit.epoch
+    keep_last: int = 3  # numbered checkpoints kept besides last.pt and best.pt
     eval_every: int = 0  # epochs between evaluations; 0: only at the end
+    # Opt-in FID/KID at each evaluation: needs the Inception weights (downloaded once, then cached).
+    eval_fid: bool = False
+    inception_weights: str | None = None  # a local copy of the weights, for offline machines
     n_samples: int = 4  # images per domain in a sample grid
     progress: bool = True  # tqdm bar
 
@@ -119,6 +130,8 @@ class Config:
     seed: int = 0
     run_name: str = "cyclegan"
     optimized_metric: str = "eval/psnr_AB"
+    optimized_mode: str = "max"  # max | min: what "best" means for optimized_metric
+    resume: str | None = None  # null | auto (this run dir's last.pt, if any) | PATH
 
 
 def register_configs() -> None:
@@ -172,6 +185,11 @@ def validate(cfg: DictConfig | Config) -> None:
         value = getattr(t, key)
         _check(value >= 0, f"trainer.{key}={value}: must be >= 0 (0 disables)")
     _check(t.n_samples >= 1, f"trainer.n_samples={t.n_samples}: must be >= 1")
+    _check(t.keep_last >= 1, f"trainer.keep_last={t.keep_last}: keep at least 1 checkpoint")
+    _check(
+        cfg.optimized_mode in ("max", "min"),
+        f"optimized_mode={cfg.optimized_mode}: use max or min",
+    )
     device = str(t.device)
     _check(
         device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:"),

@@ -15,6 +15,8 @@ from collections.abc import Callable
 import torch
 from torch.nn import functional as F
 
+from cyclegan.data.transforms import to_image_range
+
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Per-image PSNR in dB of images in [0, 1], shape (B, C, H, W) -> (B,)."""
@@ -48,14 +50,9 @@ def ssim(x: torch.Tensor, y: torch.Tensor, window: int = 11, sigma: float = 1.5)
     return (num / den).flatten(1).mean(1)
 
 
-def to_unit(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] network range -> [0, 1] image range."""
-    return ((x + 1) / 2).clamp(0, 1)
-
-
 def score(prediction: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     """Mean PSNR and SSIM of predictions against targets, both in [-1, 1]."""
-    p, t = to_unit(prediction), to_unit(target)
+    p, t = to_image_range(prediction), to_image_range(target)
     return {"psnr": psnr(p, t).mean().item(), "ssim": ssim(p, t).mean().item()}
 
 
@@ -117,18 +114,15 @@ class PairedEvaluator:
 
 def format_report(metrics: dict[str, float], baselines: dict[str, float]) -> str:
     """The end-of-run table: the model beside the identity and mean-image baselines."""
-    lines = [f"{'':10s}{'model':>16s}{'identity':>16s}{'mean image':>16s}"]
+    lines = [f"{'':10s}{'model':>12s}{'identity':>12s}{'mean image':>12s}"]
     for direction, label in (("AB", "A->B"), ("BA", "B->A")):
-        for metric, unit in (("psnr", " dB"), ("ssim", "")):
+        for metric in ("psnr", "ssim"):
             key = f"{metric}_{direction}"
             cells = [
                 metrics.get(f"eval/{key}", math.nan),
                 baselines.get(f"baseline/identity/{key}", math.nan),
                 baselines.get(f"baseline/mean/{key}", math.nan),
             ]
-            fmt = "{:>13.2f}" if metric == "psnr" else "{:>16.4f}"
-            row = "".join(
-                (fmt.format(c) + unit) if metric == "psnr" else fmt.format(c) for c in cells
-            )
-            lines.append(f"{label + ' ' + metric.upper():10s}{row}")
+            text = [f"{c:.2f} dB" if metric == "psnr" else f"{c:.4f}" for c in cells]
+            lines.append(f"{label + ' ' + metric.upper():10s}" + "".join(f"{t:>12s}" for t in text))
     return "\n".join(lines)

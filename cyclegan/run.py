@@ -15,7 +15,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-from cyclegan.checkpoint import CheckpointError
+from cyclegan.checkpoint import (
+    CheckpointError,
+    CheckpointWriteError,
+    check_resume_config,
+    find_resume_checkpoint,
+    load_checkpoint,
+)
 from cyclegan.config import ConfigError, validate
 from cyclegan.data.folder import (
     DatasetNotFoundError,
@@ -25,23 +31,34 @@ from cyclegan.data.folder import (
     UnreadableImageError,
     find_split_dirs,
 )
+from cyclegan.data.sampling import EpochSampler
 from cyclegan.data.transforms import eval_transform, train_transform
+from cyclegan.evaluation import format_evaluation, with_distribution_metrics
 from cyclegan.logging import write_json
-from cyclegan.metrics import PairedEvaluator, format_report
+from cyclegan.metrics import PairedEvaluator
 from cyclegan.models import count_parameters
-from cyclegan.trainer import Trainer, resolve_device, seed_everything
+from cyclegan.trainer import NonFiniteLossError, Preempted, Trainer, resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 
-# Errors caused by the user's input (config, data, files): shown as one line, no traceback.
+
+class OutputDirError(OSError):
+    """The run directory cannot be created or written."""
+
+
+# Errors caused by the user's input (config, data, files, disk): one line, no traceback, exit 2.
 USER_ERRORS = (
     ConfigError,
     DatasetNotFoundError,
     UnreadableImageError,
     CheckpointError,
+    CheckpointWriteError,
+    OutputDirError,
     FileExistsError,
 )
 EXIT_USER_ERROR = 2
+EXIT_NON_FINITE = 1
+EXIT_PREEMPTED = 3  # a checkpoint was saved; rerun with resume=auto (e.g. after a SLURM requeue)
 
 
 def prepare_dataset(dataset: DictConfig) -> Path:
@@ -60,13 +77,15 @@ def build_train_loader(
         split="train",
         transform=train_transform(dataset.img_size, dataset.load_scale, dataset.flip),
         download_name=dataset.download_name,
+        seed=seed,
     )
+    # Order and augmentation are functions of (seed, epoch, index): a resumed run sees exactly
+    # the samples it would have seen, whatever the number of workers.
     return DataLoader(
         data,
         batch_size=trainer.batch_size,
-        shuffle=True,
+        sampler=EpochSampler(len(data), seed=seed),
         num_workers=trainer.num_workers,
-        generator=torch.Generator().manual_seed(seed),
         pin_memory=torch.cuda.is_available(),
         persistent_workers=trainer.num_workers > 0,
         drop_last=False,
@@ -108,61 +127,70 @@ def build_evaluation(
 def train(cfg: DictConfig) -> float | None:
     """Train one CycleGAN as configured; returns `cfg.optimized_metric` (for Hydra sweepers)."""
     validate(cfg)
-    run_dir = Path(cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
+    run_dir = ensure_writable(Path(cfg.paths.output_dir))
     seed_everything(cfg.seed)
     device = resolve_device(cfg.trainer.device)
 
     root = prepare_dataset(cfg.dataset)
     loader = build_train_loader(cfg.dataset, cfg.trainer, root, cfg.seed)
     evaluator, samples = build_evaluation(cfg.dataset, root, cfg.trainer.n_samples)
+    if cfg.trainer.eval_fid:  # opt-in: FID/KID need the Inception network and its weights
+        evaluator = with_distribution_metrics(
+            evaluator, root, cfg.dataset.img_size, device, cfg.trainer.inception_weights
+        )
 
     model = instantiate(cfg.model)
     criterion = instantiate(cfg.loss)
-    make_optimizer = instantiate(
-        cfg.optim, _convert_="all"
-    )  # plain lists: checkpoints stay weights_only
+    # _convert_="all": plain lists in the optimizer state, so checkpoints load with weights_only.
+    make_optimizer = instantiate(cfg.optim, _convert_="all")
     lr_rule = instantiate(cfg.schedule)
-    logger = instantiate(cfg.logger, run_dir=run_dir)
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[assignment]
-    log.info(
-        "device %s | G_AB %.2fM params, D_A %.2fM | %d train steps/epoch x %d epochs | run dir %s",
-        device,
-        count_parameters(model.G_AB) / 1e6,
-        count_parameters(model.D_A) / 1e6,
-        len(loader)
-        if cfg.trainer.steps_per_epoch is None
-        else min(len(loader), cfg.trainer.steps_per_epoch),
-        cfg.schedule.n_epochs,
-        run_dir,
-    )
-    trainer = Trainer(
-        model,
-        criterion,
-        make_optimizer,
-        lr_rule,
-        options=OmegaConf.to_object(cfg.trainer),
-        device=device,
-        run_dir=run_dir,
-        logger=logger,
-        evaluator=evaluator,
-        sample_images=samples,
-        seed=cfg.seed,
-        checkpoint_meta={"config": resolved},
-    )
+    # Partial, so the resolved config reaches the logger as a plain dict (W&B stores it), not as
+    # a node that instantiate would walk into.
+    logger = instantiate(cfg.logger, _partial_=True)(run_dir=run_dir, config=resolved)
     status = "failed"
-    try:
+    try:  # from here on the logger is always finished, with the run's real status
+        trainer = Trainer(
+            model,
+            criterion,
+            make_optimizer,
+            lr_rule,
+            options=OmegaConf.to_object(cfg.trainer),
+            device=device,
+            run_dir=run_dir,
+            logger=logger,
+            evaluator=evaluator,
+            sample_images=samples,
+            seed=cfg.seed,
+            checkpoint_meta={"config": resolved},
+            monitor=cfg.optimized_metric,
+            monitor_mode=cfg.optimized_mode,
+        )
+        resume_if_asked(trainer, cfg.resume, run_dir, resolved)
+        log.info(
+            "device %s | G_AB %.2fM params, D_A %.2fM | %d steps/epoch x %d epochs | run dir %s",
+            device,
+            count_parameters(model.G_AB) / 1e6,
+            count_parameters(model.D_A) / 1e6,
+            trainer.batches_per_epoch(loader),
+            cfg.schedule.n_epochs,
+            run_dir,
+        )
         summary = trainer.fit(loader, cfg.schedule.n_epochs)
+        summary["data/skipped_images"] = len(loader.dataset.skipped)  # type: ignore[attr-defined]
         if evaluator is not None:
             summary.update(evaluator.baselines)
             log.info(
-                "translation quality on the test split against ground truth:\n%s",
-                format_report(summary, evaluator.baselines),
+                "translation quality on the test split:\n%s",
+                format_evaluation(summary, evaluator.baselines),
             )
         summary["optimized_metric"] = cfg.optimized_metric
         write_json(run_dir / "summary.json", summary)
         logger.log_summary(summary)
         status = "finished"
+    except Preempted:
+        status = "preempted"
+        raise
     finally:
         logger.finish(status)
     value = summary.get(cfg.optimized_metric)
@@ -173,10 +201,61 @@ def train(cfg: DictConfig) -> float | None:
     return value
 
 
+def resume_if_asked(
+    trainer: Trainer, resume: str | None, run_dir: Path, resolved: dict[str, Any]
+) -> None:
+    """Load the checkpoint `resume` points to (auto: this run's last.pt, if any) into `trainer`."""
+    resume_from = find_resume_checkpoint(resume, run_dir / "checkpoints")
+    if resume_from is None:
+        if resume == "auto":
+            log.info(
+                "resume=auto: no checkpoint in %s yet, starting fresh", run_dir / "checkpoints"
+            )
+        return
+    state = load_checkpoint(resume_from)
+    check_resume_config(state.get("config", {}), resolved, resume_from)
+    trainer.load_state_dict(state)
+    log.info(
+        "resumed from %s at epoch %d, step %d", resume_from, trainer.state.epoch, trainer.state.step
+    )
+
+
 def main(cfg: DictConfig) -> float | None:
     """`train` for the command line: input errors end the process with one line and exit status 2."""
     try:
         return train(cfg)
     except USER_ERRORS as exc:
         log.error("%s", exc)
-        raise SystemExit(EXIT_USER_ERROR) from None
+        raise _stop(exc, EXIT_USER_ERROR) from None
+    except NonFiniteLossError as exc:
+        log.error("%s", exc)
+        raise _stop(exc, EXIT_NON_FINITE) from None
+    except Preempted as exc:
+        log.warning("%s", exc)
+        raise SystemExit(EXIT_PREEMPTED) from None
+
+
+def _stop(exc: Exception, code: int) -> BaseException:
+    """What ends a job that failed on its input: SystemExit(code) for a single run; in a multirun
+    the error itself, so the launcher marks this job failed and still runs the others (an exit
+    would end the whole sweep)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    in_multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    return exc if in_multirun else SystemExit(code)
+
+
+def ensure_writable(run_dir: Path) -> Path:
+    """Fail at once, not after an hour of training, if the run directory cannot be written."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write_test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputDirError(
+            f"cannot write to the output folder '{run_dir}' ({exc.strerror or exc}); choose another "
+            "with hydra.run.dir=... (or paths.output_dir) or fix its permissions"
+        ) from exc
+    return run_dir

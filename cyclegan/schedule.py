@@ -1,7 +1,9 @@
-"""Learning-rate policies as multipliers of the initial rate, stepped once per epoch.
+"""Learning-rate policies as multipliers of the initial rate.
 
 `linear` is the seed's: constant for `decay_epoch` epochs, then a straight line that reaches zero
-at `n_epochs` (so the last epoch still trains at a small, non-zero rate).
+at `n_epochs`. The seed steps it once per epoch; the trainer steps it once per optimizer step at
+fractional epochs (`steps_per_epoch` set), which gives the same values at every epoch boundary
+and a smooth decay within epochs, so short runs of a few long epochs decay too.
 """
 
 from __future__ import annotations
@@ -17,7 +19,11 @@ class Policy(StrEnum):
 
 
 class LRMultiplier:
-    """Callable epoch -> factor for `torch.optim.lr_scheduler.LambdaLR` (picklable, unlike a lambda)."""
+    """Callable step -> factor for `torch.optim.lr_scheduler.LambdaLR` (picklable, unlike a lambda).
+
+    The argument counts epochs while `steps_per_epoch` is 1 (the seed's per-epoch stepping) and
+    optimizer steps once the trainer sets `steps_per_epoch` to its epoch length.
+    """
 
     def __init__(self, policy: str | Policy, n_epochs: int, decay_epoch: int) -> None:
         if n_epochs < 1:
@@ -31,8 +37,10 @@ class LRMultiplier:
         self.policy = str(Policy(policy).value)
         self.n_epochs = n_epochs
         self.decay_epoch = decay_epoch
+        self.steps_per_epoch = 1
 
-    def __call__(self, epoch: int) -> float:
+    def __call__(self, step: int) -> float:
+        epoch = step / self.steps_per_epoch
         if self.policy == Policy.constant or epoch < self.decay_epoch:
             return 1.0
         progress = min(1.0, (epoch - self.decay_epoch) / (self.n_epochs - self.decay_epoch))

@@ -6,9 +6,13 @@ evaluator); it never sees the Hydra config, so it can be driven from a notebook 
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import math
 import random
+import signal
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -22,11 +26,23 @@ from torch.utils.data import DataLoader
 from torchvision.utils import save_image
 
 from cyclegan.buffer import ReplayBuffer
-from cyclegan.checkpoint import save_checkpoint
-from cyclegan.config import TrainerConfig
+from cyclegan.checkpoint import (
+    BEST,
+    LAST,
+    CheckpointError,
+    link_or_copy,
+    prune_checkpoints,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from cyclegan.config import CheckpointUnit, TrainerConfig
+from cyclegan.data.sampling import EpochSampler
+from cyclegan.data.transforms import to_image_range
+from cyclegan.evaluation import lower_is_better
 from cyclegan.logging import Logger
 from cyclegan.losses import CycleGANLoss
-from cyclegan.metrics import PairedEvaluator, to_unit
+from cyclegan.metrics import PairedEvaluator
 from cyclegan.models import CycleGAN
 from cyclegan.schedule import LRMultiplier
 
@@ -87,6 +103,8 @@ class Trainer:
         sample_images: tuple[torch.Tensor, torch.Tensor] | None = None,
         seed: int = 0,
         checkpoint_meta: dict[str, Any] | None = None,
+        monitor: str = "eval/psnr_AB",
+        monitor_mode: str = "max",
     ) -> None:
         self.model = model.to(device)
         self.criterion = criterion
@@ -97,9 +115,8 @@ class Trainer:
         self.evaluator = evaluator
         self.sample_images = sample_images
         self.lr_rule = lr_rule
-        self.checkpoint_meta = (
-            checkpoint_meta or {}
-        )  # e.g. the resolved config, saved with each checkpoint
+        # Saved with every checkpoint, e.g. the resolved config.
+        self.checkpoint_meta = checkpoint_meta or {}
         self.opt_G = make_optimizer(model.generator_parameters())
         self.opt_D_A = make_optimizer(model.D_A.parameters())
         self.opt_D_B = make_optimizer(model.D_B.parameters())
@@ -113,7 +130,11 @@ class Trainer:
         self.buffer_A = ReplayBuffer(options.buffer_size, generator=self.buffer_rng)
         self.buffer_B = ReplayBuffer(options.buffer_size, generator=self.buffer_rng)
         self.state = TrainState()
+        self.epoch_start_step = 0  # value of state.step when the current epoch began
+        self.window: dict[str, float] = {}  # loss sums since the last log line
+        self.last_logged: dict[str, float] = {}
         self.best: dict[str, float] = {}
+        self.monitor, self.monitor_mode = monitor, monitor_mode  # which eval metric makes best.pt
 
     # ------------------------------------------------------------------ the algorithm
 
@@ -128,8 +149,11 @@ class Trainer:
         Discriminators, on real images and on a fake drawn from the replay buffer:
             loss_D_X = (gan(D_X(real_X), real) + gan(D_X(buffer_X(fake_X)), fake)) / 2
 
-        Instance norm works per sample, so G_AB([A, B]) computes fake_B and the identity image of B
-        in one call (same numbers as two calls, one pass over the weights).
+        Instance norm works per sample, so a generator applied to a concatenated batch gives the
+        same numbers as separate calls; the six generator passes of the seed become three calls:
+            G_AB([A, B])           -> fake_B, same_B
+            G_BA([B, A, fake_B])   -> fake_A, same_A, recov_A
+            G_AB(fake_A)           -> recov_B
         """
         m, crit = self.model, self.criterion
         n = real_A.shape[0]
@@ -139,13 +163,15 @@ class Trainer:
         self.opt_G.zero_grad(set_to_none=True)
         if use_identity:
             fake_B, same_B = m.G_AB(torch.cat([real_A, real_B])).split(n)  # (B, C, H, W) each
-            fake_A, same_A = m.G_BA(torch.cat([real_B, real_A])).split(n)
+            fake_A, same_A, recov_A = m.G_BA(torch.cat([real_B, real_A, fake_B])).split(n)
             loss_identity = (crit.identity(same_A, real_A) + crit.identity(same_B, real_B)) / 2
         else:
-            fake_B, fake_A = m.G_AB(real_A), m.G_BA(real_B)
+            fake_B = m.G_AB(real_A)
+            fake_A, recov_A = m.G_BA(torch.cat([real_B, fake_B])).split(n)
             loss_identity = torch.zeros((), device=real_A.device)
+        recov_B = m.G_AB(fake_A)
         loss_GAN = (crit.gan(m.D_B(fake_B), True) + crit.gan(m.D_A(fake_A), True)) / 2
-        loss_cycle = (crit.cycle(m.G_BA(fake_B), real_A) + crit.cycle(m.G_AB(fake_A), real_B)) / 2
+        loss_cycle = (crit.cycle(recov_A, real_A) + crit.cycle(recov_B, real_B)) / 2
         loss_G = crit.generator_total(loss_GAN, loss_cycle, loss_identity)
         loss_G.backward()
         self.opt_G.step()
@@ -179,104 +205,146 @@ class Trainer:
 
     # ------------------------------------------------------------------ the loop
 
-    def _batches(self, loader: DataLoader) -> Iterator[tuple[int, dict[str, torch.Tensor]]]:
+    def batches_per_epoch(self, loader: DataLoader) -> int:
+        """Steps in one epoch: a full pass over the sampler, or `steps_per_epoch` if smaller."""
+        n = len(loader.sampler)  # type: ignore[arg-type]
+        sampler = loader.sampler
+        if isinstance(sampler, EpochSampler):
+            n = sampler.n  # len() shrinks while skipping a resumed epoch's first samples
+        full = math.ceil(n / (loader.batch_size or 1))
         limit = self.options.steps_per_epoch
-        for i, batch in enumerate(loader):
-            if limit is not None and i >= limit:
-                return
-            yield i, batch
-
-    def steps_per_epoch(self, loader: DataLoader) -> int:
-        limit = self.options.steps_per_epoch
-        return len(loader) if limit is None else min(limit, len(loader))
+        return full if limit is None else min(limit, full)
 
     def fit(self, loader: DataLoader, n_epochs: int) -> dict[str, Any]:
-        """Train until `n_epochs` epochs are done; returns the run's summary (final and best metrics)."""
+        """Train until `n_epochs` epochs are done (continuing from `self.state` after a resume).
+
+        Returns the run's summary (final losses, final and best metrics). SIGTERM/SIGUSR1 finish
+        the current step, save a checkpoint and raise `Preempted`.
+        """
         from tqdm.auto import tqdm  # only the loop needs it
 
         opts = self.options
-        per_epoch = self.steps_per_epoch(loader)
-        total = per_epoch * n_epochs
+        per_epoch = self.batches_per_epoch(loader)
+        self.lr_rule.steps_per_epoch = per_epoch
+        self._apply_lr()
         bar = tqdm(
-            total=total,
-            initial=self.state.step,
+            total=per_epoch * n_epochs,
+            initial=min(self.state.step, per_epoch * n_epochs),
             disable=not opts.progress,
             dynamic_ncols=True,
             unit="step",
         )
         start = time.perf_counter()
-        last: dict[str, float] = {}
-        while self.state.epoch < n_epochs:
-            epoch = self.state.epoch
-            bar.set_description(f"epoch {epoch + 1}/{n_epochs}")
-            t_data = time.perf_counter()
-            sums: dict[str, float] = {}
-            count = 0
-            for _, batch in self._batches(loader):
-                real_A = batch["A"].to(self.device, non_blocking=True)
-                real_B = batch["B"].to(self.device, non_blocking=True)
-                t_step = time.perf_counter()
-                losses = self.training_step(real_A, real_B)
-                self.state.step += 1
-                t_end = time.perf_counter()
-                for key, value in losses.items():
-                    sums[key] = sums.get(key, 0.0) + float(value)
-                count += 1
-                bar.update(1)
-                if opts.log_every and self.state.step % opts.log_every == 0:
-                    last = {k: v / count for k, v in sums.items()}
-                    self._check_finite(last)
-                    scalars = {f"train/{k}": v for k, v in last.items()}
-                    scalars["train/lr"] = self.opt_G.param_groups[0]["lr"]
-                    scalars["time/step_s"] = t_end - t_step
-                    scalars["time/data_s"] = t_step - t_data
-                    self.logger.log_metrics(scalars, self.state.step, epoch)
-                    bar.set_postfix(
-                        G=f"{last['loss_G']:.3f}",
-                        D=f"{last['loss_D']:.3f}",
-                        cyc=f"{last['loss_cycle']:.3f}",
-                    )
-                    sums, count = {}, 0
-                if opts.sample_every and self.state.step % opts.sample_every == 0:
-                    self.save_samples()
+        with _stop_on_signals() as stop:
+            while self.state.epoch < n_epochs:
+                epoch = self.state.epoch
+                done_in_epoch = self.state.step - self.epoch_start_step
+                bar.set_description(f"epoch {epoch + 1}/{n_epochs}")
+                if isinstance(loader.sampler, EpochSampler):
+                    loader.sampler.set_epoch(epoch, start=done_in_epoch * (loader.batch_size or 1))
                 t_data = time.perf_counter()
-            self.state.epoch += 1
-            for scheduler in self.schedulers.values():
-                scheduler.step()
-            done = self.state.epoch == n_epochs
-            if opts.eval_every and self.state.epoch % opts.eval_every == 0 and not done:
-                self.evaluate()
-            if opts.checkpoint_every and self.state.epoch % opts.checkpoint_every == 0 and not done:
-                self.save("last.pt")
+                for batch in itertools.islice(loader, max(0, per_epoch - done_in_epoch)):
+                    real_A = batch["A"].to(self.device, non_blocking=True)
+                    real_B = batch["B"].to(self.device, non_blocking=True)
+                    t_step = time.perf_counter()
+                    losses = {k: float(v) for k, v in self.training_step(real_A, real_B).items()}
+                    losses["lr"] = self.opt_G.param_groups[0]["lr"]  # the rate this step used
+                    self.state.step += 1
+                    for scheduler in self.schedulers.values():
+                        scheduler.step()  # per step at fractional epochs (see cyclegan.schedule)
+                    self._check_finite(losses)
+                    self._accumulate(losses, t_step - t_data, time.perf_counter() - t_step)
+                    bar.update(1)
+                    if opts.log_every and self.state.step % opts.log_every == 0:
+                        last = self._flush_window(epoch)
+                        bar.set_postfix(
+                            G=f"{last['loss_G']:.3f}",
+                            D=f"{last['loss_D']:.3f}",
+                            cyc=f"{last['loss_cycle']:.3f}",
+                        )
+                    if opts.sample_every and self.state.step % opts.sample_every == 0:
+                        self.save_samples()
+                    if self._due(CheckpointUnit.step, self.state.step):
+                        self.save_checkpoint()
+                    if stop.signum is not None:
+                        path = self.save_checkpoint()
+                        bar.close()
+                        raise Preempted(stop.signum, self.state.step, path)
+                    t_data = time.perf_counter()
+                self.state.epoch += 1
+                self.epoch_start_step = self.state.step
+                if self.state.epoch == n_epochs:
+                    break
+                if opts.eval_every and self.state.epoch % opts.eval_every == 0:
+                    self.evaluate()
+                if self._due(CheckpointUnit.epoch, self.state.epoch):
+                    self.save_checkpoint()
         bar.close()
         summary: dict[str, Any] = {"epoch": self.state.epoch, "step": self.state.step}
-        summary.update({f"final/train/{k}": v for k, v in last.items()})
+        summary.update({f"final/train/{k}": v for k, v in self.last_logged.items()})
         if opts.sample_every:
             self.save_samples()
         summary.update(self.evaluate())
         summary.update(self.best)
         summary["time/train_s"] = time.perf_counter() - start
-        self.save("last.pt")
+        self.save_checkpoint()
         return summary
 
-    @staticmethod
-    def _check_finite(losses: dict[str, float]) -> None:
-        bad = [k for k, v in losses.items() if not math.isfinite(v)]
+    def _apply_lr(self) -> None:
+        """Set each optimizer's rate from the current rule at its scheduler's step count (after a
+        resume the rule may differ from the saved one, e.g. a longer schedule)."""
+        for sched in self.schedulers.values():
+            for group, base in zip(sched.optimizer.param_groups, sched.base_lrs, strict=True):
+                group["lr"] = base * self.lr_rule(sched.last_epoch)
+            sched._last_lr = [group["lr"] for group in sched.optimizer.param_groups]
+
+    def _due(self, unit: CheckpointUnit, count: int) -> bool:
+        every = self.options.checkpoint_every
+        return bool(every) and self.options.checkpoint_unit == unit and count % every == 0
+
+    def _accumulate(self, losses: dict[str, float], data_s: float, step_s: float) -> None:
+        for key, value in losses.items():
+            self.window[key] = self.window.get(key, 0.0) + value
+        self.window["_count"] = self.window.get("_count", 0.0) + 1
+        self.window["_data_s"], self.window["_step_s"] = data_s, step_s
+
+    def _flush_window(self, epoch: int) -> dict[str, float]:
+        """Log the mean of each loss since the last log line (the window survives a resume)."""
+        count = self.window.pop("_count")
+        data_s, step_s = self.window.pop("_data_s"), self.window.pop("_step_s")
+        self.last_logged = {k: v / count for k, v in self.window.items()}
+        scalars = {f"train/{k}": v for k, v in self.last_logged.items()}
+        scalars["time/step_s"] = step_s
+        scalars["time/data_s"] = data_s
+        self.logger.log_metrics(scalars, self.state.step, epoch)
+        self.window = {}
+        return self.last_logged
+
+    def _check_finite(self, losses: dict[str, float]) -> None:
+        """Stop before a NaN/inf can reach a checkpoint (the last saved one stays good)."""
+        bad = [f"{k}={v}" for k, v in losses.items() if not math.isfinite(v)]
         if bad:
-            raise FloatingPointError(
-                f"non-finite {', '.join(bad)}; lower optim.lr or check the input data"
+            raise NonFiniteLossError(
+                f"non-finite loss at step {self.state.step}: {', '.join(bad)}; training stopped "
+                "and the last checkpoint is intact: lower optim.lr, check the data, or resume=auto"
             )
 
     def evaluate(self) -> dict[str, float]:
-        """Paired metrics against ground truth (if the dataset has it); tracks the best values."""
+        """Paired metrics against ground truth (if the dataset has it); tracks best values and
+        writes best.pt when the monitored metric improves."""
         if self.evaluator is None:
             return {}
         metrics = self.evaluator(self.model.G_AB, self.model.G_BA)
         self.logger.log_metrics(metrics, self.state.step, self.state.epoch)
         for key, value in metrics.items():
             best_key = key.replace("eval/", "best/", 1)
-            if value > self.best.get(best_key, -math.inf):  # PSNR and SSIM: higher is better
+            # FID/KID: lower is better; the monitored metric follows optimized_mode.
+            lower = self.monitor_mode == "min" if key == self.monitor else lower_is_better(key)
+            sign = -1.0 if lower else 1.0
+            if sign * value > sign * self.best.get(best_key, -sign * math.inf):
                 self.best[best_key] = value
+                if key == self.monitor:
+                    self.save_checkpoint(BEST, numbered=False)
         return metrics
 
     @torch.no_grad()
@@ -294,36 +362,104 @@ class Trainer:
         G_BA.train(modes[1])
         path = self.run_dir / "samples" / f"step_{self.state.step:07d}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        save_image(to_unit(torch.cat(rows)).cpu(), path, nrow=real_A.shape[0], padding=2)
+        save_image(to_image_range(torch.cat(rows)).cpu(), path, nrow=real_A.shape[0], padding=2)
         self.logger.log_image("samples", path, self.state.step)
         return path
 
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue: networks, optimizers, schedulers, buffers, counters."""
+        """Everything needed to continue exactly: networks, optimizers, schedulers, replay
+        buffers, RNG states, counters and the partly filled logging window."""
         return {
             "model": self.model.state_dict(),
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
             "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
             "buffers": {"A": self.buffer_A.state_dict(), "B": self.buffer_B.state_dict()},
+            "rng": {**rng_state(), "buffer": self.buffer_rng.get_state()},
             "epoch": self.state.epoch,
             "step": self.state.step,
+            "epoch_start_step": self.epoch_start_step,
+            "window": dict(self.window),
+            "last_logged": dict(self.last_logged),
             "best": dict(self.best),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[1].strip() if "\n" in str(exc) else str(exc)
+            raise CheckpointError(
+                f"the checkpoint's networks do not fit this model ({first}); use the model settings it was trained with"
+            ) from exc
         for name, opt in self.optimizers.items():
             opt.load_state_dict(state["optimizers"][name])
         for name, sched in self.schedulers.items():
-            sched.load_state_dict(state["schedulers"][name])
+            # Keep the current LR rule (a changed schedule.n_epochs applies from here on): a None
+            # entry tells LambdaLR not to overwrite the rule with the saved one.
+            sched.load_state_dict({**state["schedulers"][name], "lr_lambdas": [None]})
         self.buffer_A.load_state_dict(state["buffers"]["A"])
         self.buffer_B.load_state_dict(state["buffers"]["B"])
+        set_rng_state(state["rng"])
+        self.buffer_rng.set_state(state["rng"]["buffer"])
         self.state = TrainState(epoch=state["epoch"], step=state["step"])
-        self.best = dict(state.get("best", {}))
+        self.epoch_start_step = state["epoch_start_step"]
+        self.window = dict(state["window"])
+        self.last_logged = dict(state["last_logged"])
+        self.best = dict(state["best"])
 
-    def save(self, name: str) -> Path:
-        return save_checkpoint(
-            self.run_dir / "checkpoints" / name, {**self.checkpoint_meta, **self.state_dict()}
+    def save_checkpoint(self, name: str = LAST, numbered: bool = True) -> Path:
+        """Write the state atomically as `step_NNNNNNN.pt` (keeping the newest K) and `name`."""
+        directory = self.run_dir / "checkpoints"
+        state = {**self.checkpoint_meta, **self.state_dict()}
+        if not numbered:
+            return save_checkpoint(directory / name, state)
+        path = save_checkpoint(directory / f"step_{self.state.step:07d}.pt", state)
+        link_or_copy(path, directory / name)
+        prune_checkpoints(directory, self.options.keep_last)
+        return directory / name
+
+
+class Preempted(Exception):
+    """Training stopped on a signal after saving a checkpoint; `resume=auto` continues it."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path) -> None:
+        super().__init__(
+            f"stopped by signal {signal.Signals(signum).name} at step {step}; checkpoint saved to '{checkpoint}'; continue with resume=auto"
         )
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite; raised before anything is saved."""
+
+
+class _SignalFlag:
+    signum: int | None = None
+
+
+@contextlib.contextmanager
+def _stop_on_signals(
+    signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGUSR1),
+) -> Iterator[_SignalFlag]:
+    """Turn SIGTERM/SIGUSR1 (a cluster's pre-emption notice) into a flag the loop checks after each
+    step, so the step in flight completes and a consistent checkpoint is written."""
+    flag = _SignalFlag()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag  # handlers can only be installed from the main thread
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        log.warning(
+            "received %s: finishing the current step, then saving a checkpoint",
+            signal.Signals(signum).name,
+        )
+        flag.signum = signum
+
+    previous = {s: signal.signal(s, handler) for s in signals}
+    try:
+        yield flag
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -34,6 +34,13 @@ TINY = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def _wandb_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No W&B unless a test asks for it (`logger.mode=offline`): the default logger's mode is
+    ${oc.env:WANDB_MODE,offline}, and subprocesses inherit the variable."""
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+
+
 @pytest.fixture
 def compose_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
     """compose_cfg(*overrides) -> the composed config, with data and outputs under tmp_path."""

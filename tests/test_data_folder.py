@@ -88,7 +88,7 @@ def test_empty_domain(tmp_path: Path) -> None:
     make_split(tmp_path, "train", 2, 0)
     (tmp_path / "trainB").mkdir()
     (tmp_path / "trainB" / "readme.txt").write_text("no images here")
-    with pytest.raises(ValueError, match=r"no images in '.*trainB' \(expected \.jpg/"):
+    with pytest.raises(DatasetNotFoundError, match=r"no images in '.*trainB' \(expected \.jpg/"):
         UnpairedImageDataset(tmp_path)
 
 

@@ -41,3 +41,12 @@ def test_constant_and_cosine() -> None:
 def test_invalid_schedules_raise(n_epochs: int, decay_epoch: int) -> None:
     with pytest.raises(ValueError, match="n_epochs"):
         LRMultiplier("linear", n_epochs, decay_epoch)
+
+
+def test_per_step_decay_matches_the_seed_at_epoch_boundaries() -> None:
+    """Stepped per optimizer step at fractional epochs: seed values at each epoch start."""
+    rule = LRMultiplier("linear", 4, 2)
+    rule.steps_per_epoch = 10
+    assert [rule(e * 10) for e in range(5)] == [1.0, 1.0, 1.0, 0.5, 0.0]
+    assert rule(25) == pytest.approx(0.75)  # halfway through the first decaying epoch
+    assert rule(19) == 1.0

@@ -92,7 +92,7 @@ def find_split_dirs(
     if not root.is_dir():
         if root.exists():
             raise DatasetNotFoundError(
-                f"dataset path '{root}' is not a folder; point data.root at the dataset folder"
+                f"dataset path '{root}' is not a folder; point dataset.root at the dataset folder"
             )
         if download_name:
             parent = root.parent
@@ -142,7 +142,7 @@ def list_images(folder: PathLike) -> list[Path]:
             if is_image_file(path):
                 found.append((path.relative_to(folder).parts, path))
     if not found:
-        raise ValueError(f"no images in '{folder}' (expected {_EXT_HINT} files)")
+        raise DatasetNotFoundError(f"no images in '{folder}' (expected {_EXT_HINT} files)")
     found.sort(key=lambda item: item[0])
     return [path for _, path in found]
 
@@ -207,8 +207,12 @@ class UnpairedImageDataset(Dataset):
     """Unpaired A/B images for CycleGAN training.
 
     ``A`` cycles through domain A in order; ``B`` is drawn uniformly at random from domain B,
-    independently of A, using torch's default generator (seeded per worker by DataLoader),
-    so the pairing changes every epoch yet a run is reproducible from its seed.
+    independently of A, so the pairing changes every epoch.
+
+    Keys may be plain indices (randomness from torch's global generator) or ``(epoch, index)``
+    pairs, as yielded by :class:`cyclegan.data.sampling.EpochSampler`: then the B draw and the
+    random crop/flip come from a generator seeded by ``(seed, epoch, index)``, so a sample is the
+    same whichever worker loads it and whenever, which is what makes resuming mid-epoch exact.
 
     A corrupt file does not stop training: it is logged once, recorded in ``skipped`` and
     replaced by the next readable image of the same domain. With ``num_workers > 0`` each
@@ -221,8 +225,10 @@ class UnpairedImageDataset(Dataset):
         split: str = "train",
         transform: Transform | None = None,
         download_name: str | None = None,
+        seed: int = 0,
     ) -> None:
         self.root = Path(root)
+        self.seed = seed
         self.split = split
         self.dir_A, self.dir_B = find_split_dirs(self.root, split, download_name=download_name)
         self.files_A: list[Path] = list_images(self.dir_A)
@@ -233,12 +239,26 @@ class UnpairedImageDataset(Dataset):
     def __len__(self) -> int:
         return max(len(self.files_A), len(self.files_B))
 
-    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        if isinstance(key, tuple):
+            epoch, index = key
+            self._check_index(index)
+            sample_seed = int(
+                np.random.SeedSequence([self.seed, epoch, index % len(self)]).generate_state(1)[0]
+            )
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(sample_seed)
+                return self._sample(index % len(self))
+        self._check_index(key)
+        return self._sample(key % len(self))
+
+    def _check_index(self, index: int) -> None:
         n = len(self)
         if not -n <= index < n:
             # Needed so plain `for sample in dataset` terminates.
             raise IndexError(f"index {index} out of range for dataset of length {n}")
-        index %= n
+
+    def _sample(self, index: int) -> dict[str, torch.Tensor]:
         idx_b = int(torch.randint(len(self.files_B), (1,)).item())
         img_a = self._load_readable(self.files_A, index % len(self.files_A), self.dir_A)
         img_b = self._load_readable(self.files_B, idx_b, self.dir_B)

@@ -24,7 +24,9 @@ _STD = (0.5, 0.5, 0.5)
 def _check_img_size(img_size: int) -> None:
     # bool is an int subclass; `img_size=True` is always a config mistake.
     if isinstance(img_size, bool) or not isinstance(img_size, int) or img_size < 1:
-        raise ValueError(f"img_size must be an integer >= 1, got {img_size!r}; fix data.img_size")
+        raise ValueError(
+            f"img_size must be an integer >= 1, got {img_size!r}; fix dataset.img_size"
+        )
 
 
 def normalize_transform() -> T.Compose:
