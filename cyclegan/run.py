@@ -180,10 +180,6 @@ def train(cfg: DictConfig) -> float | None:
         summary["data/skipped_images"] = len(loader.dataset.skipped)  # type: ignore[attr-defined]
         if evaluator is not None:
             summary.update(evaluator.baselines)
-            log.info(
-                "translation quality on the test split:\n%s",
-                format_evaluation(summary, evaluator.baselines),
-            )
         summary["optimized_metric"] = cfg.optimized_metric
         write_json(run_dir / "summary.json", summary)
         logger.log_summary(summary)
@@ -193,6 +189,11 @@ def train(cfg: DictConfig) -> float | None:
         raise
     finally:
         logger.finish(status)
+    if evaluator is not None:  # last, after the logger's own closing lines
+        log.info(
+            "translation quality on the test split:\n%s",
+            format_evaluation(summary, evaluator.baselines),
+        )
     value = summary.get(cfg.optimized_metric)
     if value is None:
         log.warning(
