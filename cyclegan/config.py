@@ -63,6 +63,10 @@ class DatasetConfig:
     # testA/testB hold the same scenes with the same file names: PSNR/SSIM against ground truth.
     paired_test: bool = False
     synthetic: SyntheticConfig | None = None
+    # Decode and resize every training image once and keep it in memory as uint8 (falls back to
+    # reading files, with a warning, if that needs more than cache_max_gb).
+    cache: bool = False
+    cache_max_gb: float = 4.0
 
 
 @dataclass
@@ -80,6 +84,8 @@ class OptimConfig:
     lr: float = 2e-4
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     weight_decay: float = 0.0
+    fused: bool | None = None  # one fused kernel per update (CPU and CUDA); null: torch's default
+    foreach: bool | None = None
 
 
 @dataclass
@@ -109,6 +115,9 @@ class TrainerConfig:
     inception_weights: str | None = None  # a local copy of the weights, for offline machines
     n_samples: int = 4  # images per domain in a sample grid
     progress: bool = True  # tqdm bar
+    precision: str = "32"  # 32 | bf16-mixed | 16-mixed (autocast; loss scaling for fp16)
+    compile: bool = False  # torch.compile the four networks for the training step
+    channels_last: bool = False  # NHWC memory format (helps GPU tensor cores; not CPU here)
 
 
 @dataclass
@@ -185,6 +194,10 @@ def validate(cfg: DictConfig | Config) -> None:
         value = getattr(t, key)
         _check(value >= 0, f"trainer.{key}={value}: must be >= 0 (0 disables)")
     _check(t.n_samples >= 1, f"trainer.n_samples={t.n_samples}: must be >= 1")
+    _check(
+        t.precision in ("32", "bf16-mixed", "16-mixed"),
+        f"trainer.precision={t.precision}: use 32, bf16-mixed or 16-mixed",
+    )
     _check(t.keep_last >= 1, f"trainer.keep_last={t.keep_last}: keep at least 1 checkpoint")
     _check(
         cfg.optimized_mode in ("max", "min"),

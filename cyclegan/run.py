@@ -78,6 +78,11 @@ def build_train_loader(
         transform=train_transform(dataset.img_size, dataset.load_scale, dataset.flip),
         download_name=dataset.download_name,
         seed=seed,
+        cache=dataset.cache,
+        cache_max_gb=dataset.cache_max_gb,
+        img_size=dataset.img_size,
+        load_scale=dataset.load_scale,
+        flip=dataset.flip,
     )
     # Order and augmentation are functions of (seed, epoch, index): a resumed run sees exactly
     # the samples it would have seen, whatever the number of workers.

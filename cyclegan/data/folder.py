@@ -23,7 +23,12 @@ import torch
 from PIL import Image, ImageOps
 from torch.utils.data import Dataset
 
-from cyclegan.data.transforms import normalize_transform
+from cyclegan.data.transforms import (
+    crop_flip_normalize,
+    load_size,
+    normalize_transform,
+    resize_to_uint8,
+)
 
 __all__ = [
     "IMG_EXTENSIONS",
@@ -217,6 +222,13 @@ class UnpairedImageDataset(Dataset):
     A corrupt file does not stop training: it is logged once, recorded in ``skipped`` and
     replaced by the next readable image of the same domain. With ``num_workers > 0`` each
     worker keeps its own ``skipped`` set (and logs its own warning).
+
+    ``cache=True`` (needs ``img_size``) decodes every image once, here, resizes its short side to
+    ``load_size(img_size, load_scale)`` and keeps it as a uint8 tensor, so an epoch costs a
+    crop, a flip and a cast per image instead of a decode and a bicubic resize; ``transform`` is
+    then unused. If the resized images would take more than ``cache_max_gb`` the cache is
+    skipped with a warning (``cached`` says which path is active). Workers forked by a
+    DataLoader share the cached tensors copy-on-write.
     """
 
     def __init__(
@@ -226,6 +238,11 @@ class UnpairedImageDataset(Dataset):
         transform: Transform | None = None,
         download_name: str | None = None,
         seed: int = 0,
+        cache: bool = False,
+        cache_max_gb: float = 4.0,
+        img_size: int | None = None,
+        load_scale: float = 1.12,
+        flip: bool = True,
     ) -> None:
         self.root = Path(root)
         self.seed = seed
@@ -235,6 +252,54 @@ class UnpairedImageDataset(Dataset):
         self.files_B: list[Path] = list_images(self.dir_B)
         self.transform: Transform = transform if transform is not None else normalize_transform()
         self.skipped: set[Path] = set()
+        self.img_size, self.flip = img_size, flip
+        # Per domain, the resized uint8 image of each file (None: unreadable); None: no cache.
+        self._cache: dict[str, list[torch.Tensor | None]] | None = None
+        if cache:
+            if img_size is None:
+                raise ValueError("cache=True needs img_size (the training crop); pass img_size=")
+            if not cache_max_gb >= 0:
+                raise ValueError(
+                    f"cache_max_gb must be >= 0, got {cache_max_gb!r}; fix dataset.cache_max_gb"
+                )
+            self._fill_cache(load_size(img_size, load_scale), cache_max_gb)
+
+    @property
+    def cached(self) -> bool:
+        """True when samples come from the in-memory uint8 cache."""
+        return self._cache is not None
+
+    def _fill_cache(self, short_side: int, max_gb: float) -> None:
+        files = self.files_A + self.files_B
+        need = sum(_resized_bytes(path, short_side) for path in files)
+        if need > max_gb * 1e9:
+            logger.warning(
+                "not caching %d images: resized they need %.2f GB, over dataset.cache_max_gb=%g; "
+                "raise it (or lower dataset.img_size) to cache",
+                len(files),
+                need / 1e9,
+                max_gb,
+            )
+            return
+        cache: dict[str, list[torch.Tensor | None]] = {}
+        for domain, domain_files in (("A", self.files_A), ("B", self.files_B)):
+            images: list[torch.Tensor | None] = []
+            for path in domain_files:
+                try:
+                    images.append(resize_to_uint8(load_rgb(path), short_side))
+                except UnreadableImageError as exc:
+                    self.skipped.add(path)
+                    images.append(None)
+                    logger.warning("skipping unreadable image (substituting the next one): %s", exc)
+            if all(image is None for image in images):
+                folder = self.dir_A if domain == "A" else self.dir_B
+                raise UnreadableImageError(
+                    f"no readable images in '{folder}' ({len(images)} files failed to decode); "
+                    "fix or replace the image files"
+                )
+            cache[domain] = images
+        self._cache = cache
+        logger.info("cached %d images in memory (%.1f MB uint8)", len(files), need / 1e6)
 
     def __len__(self) -> int:
         return max(len(self.files_A), len(self.files_B))
@@ -260,6 +325,15 @@ class UnpairedImageDataset(Dataset):
 
     def _sample(self, index: int) -> dict[str, torch.Tensor]:
         idx_b = int(torch.randint(len(self.files_B), (1,)).item())
+        if self._cache is not None:
+            # Same draws in the same order as the PIL path: B's index, A's crop/flip, B's.
+            assert self.img_size is not None
+            img_a = _next_cached(self._cache["A"], index % len(self.files_A))
+            img_b = _next_cached(self._cache["B"], idx_b)
+            return {
+                "A": crop_flip_normalize(img_a, self.img_size, self.flip),
+                "B": crop_flip_normalize(img_b, self.img_size, self.flip),
+            }
         img_a = self._load_readable(self.files_A, index % len(self.files_A), self.dir_A)
         img_b = self._load_readable(self.files_B, idx_b, self.dir_B)
         return {"A": self.transform(img_a), "B": self.transform(img_b)}
@@ -279,6 +353,26 @@ class UnpairedImageDataset(Dataset):
             f"no readable images in '{folder}' ({len(files)} files failed to decode); "
             "fix or replace the image files"
         )
+
+
+def _resized_bytes(path: Path, short_side: int) -> int:
+    """uint8 RGB bytes of ``path`` once its short side is ``short_side`` (reads the header only)."""
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except _DECODE_ERRORS:
+        return 0  # reported when the cache decodes it
+    short, long = min(width, height), max(width, height)
+    return 3 * short_side * int(short_side * long / max(short, 1))
+
+
+def _next_cached(images: Sequence[torch.Tensor | None], start: int) -> torch.Tensor:
+    """``images[start]``, or the next readable one after it (wrapping), as in the uncached path."""
+    for offset in range(len(images)):
+        image = images[(start + offset) % len(images)]
+        if image is not None:
+            return image
+    raise AssertionError("unreachable: the cache holds at least one image per domain")
 
 
 class ImageFolderDataset(Dataset):
