@@ -71,6 +71,23 @@ def console_logging(level: int = logging.INFO) -> Iterator[None]:
         logger.setLevel(previous)
 
 
+def run_command(
+    parser: argparse.ArgumentParser,
+    run: Callable[[argparse.Namespace], int],
+    argv: Sequence[str] | None,
+    user_errors: tuple[type[Exception], ...],
+) -> int:
+    """The shared shape of the tools' `main`: parse, log to the console, run; an input error
+    prints one line and returns EXIT_USER_ERROR instead of a traceback."""
+    args = parse_args(parser, argv)
+    with console_logging():
+        try:
+            return run(args)
+        except user_errors as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_USER_ERROR
+
+
 def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
     """`write(tmp)` then rename onto `path`, so an interrupted run leaves no half-written file.
 

@@ -16,13 +16,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cyclegan.checkpoint import CheckpointError
-from cyclegan.cli import EXIT_USER_ERROR, boolean, console_logging, parse_args
+from cyclegan.cli import boolean, run_command
 from cyclegan.data.folder import DatasetNotFoundError, UnreadableImageError
 from cyclegan.evaluation import (
     InceptionUnavailableError,
@@ -158,34 +157,31 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: 0 on success, 2 on bad input."""
-    args = parse_args(_build_parser(), argv)
-    with console_logging():
-        return _run(args)
+    return run_command(_build_parser(), _run, argv, USER_ERRORS)
+
+
+USER_ERRORS = (
+    CheckpointError,
+    DatasetNotFoundError,
+    UnreadableImageError,
+    FileNotFoundError,
+    ValueError,
+)
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        result = evaluate(
-            args.ckpt,
-            data=args.data,
-            img_size=args.img_size,
-            paired=args.paired,
-            direction=args.direction,
-            fid=args.fid,
-            inception_weights=args.inception_weights,
-            device=args.device,
-            batch_size=args.batch_size,
-            fmt=args.fmt,
-        )
-    except (
-        CheckpointError,
-        DatasetNotFoundError,
-        UnreadableImageError,
-        FileNotFoundError,
-        ValueError,
-    ) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    result = evaluate(
+        args.ckpt,
+        data=args.data,
+        img_size=args.img_size,
+        paired=args.paired,
+        direction=args.direction,
+        fid=args.fid,
+        inception_weights=args.inception_weights,
+        device=args.device,
+        batch_size=args.batch_size,
+        fmt=args.fmt,
+    )
     n = result["n_test"]
     print(
         f"{result['ckpt']} on {result['data']} (test: {n['A']} A, {n['B']} B, {result['img_size']} px)"

@@ -17,13 +17,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from cyclegan.checkpoint import CheckpointError
-from cyclegan.cli import EXIT_USER_ERROR, atomic_write, console_logging, parse_args
+from cyclegan.cli import atomic_write, run_command
 from cyclegan.importers import (
     EXPORT_FORMAT,
     Direction,
@@ -127,18 +126,14 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (2: bad input)."""
-    args = parse_args(_build_parser(), argv)
-    with console_logging():
-        return _run(args)
+    return run_command(
+        _build_parser(), _run, argv, (CheckpointError, FileNotFoundError, ValueError)
+    )
 
 
 def _run(args: argparse.Namespace) -> int:
     directions = [d.value for d in Direction] if args.direction == "both" else [args.direction]
-    try:
-        paths = export(args.ckpt, args.output, directions, args.fmt)
-    except (CheckpointError, FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    paths = export(args.ckpt, args.output, directions, args.fmt)
     for path in paths:
         print(path)
     return 0

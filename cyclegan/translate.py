@@ -23,7 +23,6 @@ import argparse
 import glob
 import logging
 import os
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +34,7 @@ from PIL import Image
 from torch.nn import functional as F
 
 from cyclegan.checkpoint import CheckpointError
-from cyclegan.cli import EXIT_USER_ERROR, atomic_write, console_logging, parse_args
+from cyclegan.cli import atomic_write, run_command
 from cyclegan.data.folder import UnreadableImageError, is_image_file, load_rgb
 from cyclegan.importers import Format, load_generator
 
@@ -378,32 +377,29 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point: 0 all translated, 1 some inputs skipped, 2 bad arguments."""
-    args = parse_args(_build_parser(), argv)
-    with console_logging():
-        return _run(args)
+    return run_command(_build_parser(), _run, argv, USER_ERRORS)
+
+
+USER_ERRORS = (CheckpointError, FileNotFoundError, ValueError, RuntimeError)
 
 
 def _run(args: argparse.Namespace) -> int:
-    try:
-        report = translate(
-            args.ckpt,
-            args.input,
-            args.output,
-            args.direction,
-            fmt=args.fmt,
-            device=args.device,
-            batch_size=args.batch_size,
-            tile=args.tile,
-            tile_overlap=args.tile_overlap,
-            ext=args.ext,
-            progress=args.progress,
-            variant=args.variant,
-            ngf=args.ngf,
-            n_residual_blocks=args.n_residual_blocks,
-        )
-    except (CheckpointError, FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USER_ERROR
+    report = translate(
+        args.ckpt,
+        args.input,
+        args.output,
+        args.direction,
+        fmt=args.fmt,
+        device=args.device,
+        batch_size=args.batch_size,
+        tile=args.tile,
+        tile_overlap=args.tile_overlap,
+        ext=args.ext,
+        progress=args.progress,
+        variant=args.variant,
+        ngf=args.ngf,
+        n_residual_blocks=args.n_residual_blocks,
+    )
     log.info("translated %d images into %s", len(report.translated), args.output)
     if report.skipped:
         log.warning("skipped %d unreadable inputs:", len(report.skipped))
