@@ -1,16 +1,23 @@
 """Speed of one CycleGAN training step: the naive execution vs ours, interleaved, beside the GEMM peak.
 
-    python benchmarks/train_step.py                       # 128 px / 9 blocks / batch 1 and 64 / 6 / 4
-    python benchmarks/train_step.py --cases 256/9/1 --reps 5 --device cuda
+    python benchmarks/train_step.py                       # CPU: 128 px / 9 blocks / batch 1 and 64 / 6 / 4
+    python benchmarks/train_step.py --device cuda --cases 256/9/1,256/9/8 \\
+        --modes baseline,optimized,optimized+bf16,optimized+bf16+cl,optimized+bf16+cl+compile
 
-Both modes do the same math from the same weights and batch (checked: their losses after one step
-agree to ~1e-5). `baseline` mirrors the seed's execution: eager fp32, every generator and
-discriminator call separate, discriminator weight gradients computed (then discarded) during the
-generator update, gradients zeroed in place, Adam's per-parameter loop. `optimized` is
-`cyclegan.trainer.Trainer.training_step` with the default optimizer settings. The modes alternate
-(A B A B ...) so a machine whose speed drifts affects both alike; times are medians after warm-up.
-FLOPs are counted with torch.utils.flop_counter; "of peak" compares the achieved rate with the best
-of several large fp32 matmuls measured in the same run.
+Modes run from the same weights and batch, alternating (A B C A B C ...) so a machine whose speed
+drifts affects all alike; times are medians after warm-up.
+- `baseline` mirrors the seed's execution: eager fp32, every generator and discriminator call
+  separate, discriminator weight gradients computed (then discarded) during the generator update,
+  gradients zeroed in place, Adam's per-parameter loop.
+- `optimized` is `cyclegan.trainer.Trainer.training_step` with the default settings (batched
+  generator passes, one discriminator call on real+fake, frozen discriminators in the generator
+  update, set_to_none, fused Adam). `+bf16`/`+fp16` (trainer.precision), `+cl` (channels_last) and
+  `+compile` (torch.compile) add the opt-in knobs; `+strict` turns cuDNN's TF32 off, so fp32
+  convolutions on a GPU do true fp32 math (PyTorch's default runs them as TF32).
+Same math: the losses after one step from the same seed agree with the baseline's to ~1e-5 in fp32
+("loss gap"; reduced precision shows its own rounding there). FLOPs are counted once per case with
+torch.utils.flop_counter on the eager fp32 path; "of peak" compares the achieved rate with the best
+of several large matmuls in the mode's dtype, measured in the same run.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from functools import partial
 
 import torch
@@ -30,10 +38,16 @@ from cyclegan.models import CycleGAN
 from cyclegan.schedule import LRMultiplier
 from cyclegan.trainer import Trainer
 
+Step = Callable[[Trainer, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
+PRECISIONS = {"bf16": "bf16-mixed", "fp16": "16-mixed"}
 
-def gemm_peak_gflops(device: torch.device, n: int = 2048, reps: int = 5) -> float:
-    """Best rate of large square fp32 matmuls: the ceiling convolutions are measured against."""
-    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+
+def gemm_peak_gflops(device: torch.device, dtype: torch.dtype, reps: int = 5) -> float:
+    """Best rate of large square matmuls: the ceiling convolutions are measured against."""
+    n = 2048 if device.type == "cpu" else 8192
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
+    a @ b  # warm-up (library load, clocks up)
     best = float("inf")
     for _ in range(reps):
         sync(device)
@@ -49,22 +63,36 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def make_trainer(size: int, blocks: int, batch: int, device: torch.device, fused: bool) -> Trainer:
+def make_trainer(
+    size: int, blocks: int, batch: int, device: torch.device, mode: str = "optimized"
+) -> Trainer:
+    """A trainer with the paper's widths (ngf = ndf = 64) and the knobs `mode` names."""
+    knobs = set(mode.split("+")[1:])
+    unknown = knobs - {"bf16", "fp16", "cl", "compile", "strict"}
+    if unknown:
+        raise SystemExit(
+            f"unknown mode option(s) {sorted(unknown)}: use +bf16, +fp16, +cl, +compile, +strict"
+        )
+    baseline = mode == "baseline"
     torch.manual_seed(0)
     model = CycleGAN("resnet", n_residual_blocks=blocks, ngf=64, ndf=64)
     optimizer = partial(
         torch.optim.Adam,
         lr=2e-4,
         betas=(0.5, 0.999),
-        fused=fused or None,
-        foreach=None if fused else False,
+        fused=None if baseline else True,
+        foreach=False if baseline else None,
+    )
+    precision = next((PRECISIONS[k] for k in knobs if k in PRECISIONS), "32")
+    options = TrainerConfig(
+        progress=False, precision=precision, channels_last="cl" in knobs, compile="compile" in knobs
     )
     return Trainer(
         model,
         CycleGANLoss(),
         optimizer,
         LRMultiplier("linear", 200, 100),
-        TrainerConfig(progress=False),
+        options,
         device,
         "/tmp",
         NullLogger(),
@@ -98,7 +126,21 @@ def baseline_step(
     return losses
 
 
-def flops_of(step, trainer: Trainer, a: torch.Tensor, b: torch.Tensor) -> int:
+def step_of(mode: str) -> Step:
+    """The mode's step function; `+strict` runs it with TF32 off (true fp32 convolutions)."""
+    step = baseline_step if mode == "baseline" else Trainer.training_step
+    strict = "strict" in mode.split("+")
+
+    def run(t: Trainer, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
+        # cuDNN runs fp32 convolutions as TF32 on tensor cores by default (Ampere and newer); a
+        # process-wide flag, so it is set around each step of the interleaved modes.
+        torch.backends.cudnn.allow_tf32 = not strict
+        return step(t, a, b)
+
+    return run
+
+
+def flops_of(step: Step, trainer: Trainer, a: torch.Tensor, b: torch.Tensor) -> int:
     counter = FlopCounterMode(display=False)
     with counter:
         step(trainer, a, b)
@@ -106,50 +148,90 @@ def flops_of(step, trainer: Trainer, a: torch.Tensor, b: torch.Tensor) -> int:
 
 
 def run_case(
-    size: int, blocks: int, batch: int, device: torch.device, warmup: int, reps: int, peak: float
+    size: int,
+    blocks: int,
+    batch: int,
+    device: torch.device,
+    modes: list[str],
+    warmup: int,
+    reps: int,
+    peaks: dict[str, float],
 ) -> list[dict]:
     g = torch.Generator().manual_seed(1)
     a = (torch.rand(batch, 3, size, size, generator=g) * 2 - 1).to(device)
     b = (torch.rand(batch, 3, size, size, generator=g) * 2 - 1).to(device)
-    modes = {
-        "baseline": (make_trainer(size, blocks, batch, device, fused=False), baseline_step),
-        "optimized": (make_trainer(size, blocks, batch, device, fused=True), Trainer.training_step),
+    trainers = {mode: make_trainer(size, blocks, batch, device, mode) for mode in modes}
+    # Same math: one step from identical weights gives the same losses (before any timing).
+    first, first_s = {}, {}
+    for mode, t in trainers.items():
+        start = time.perf_counter()
+        first[mode] = {k: float(v) for k, v in step_of(mode)(t, a, b).items()}
+        first_s[mode] = time.perf_counter() - start  # includes compilation for +compile
+    ref = first[modes[0]]
+    keys = ("loss_G", "loss_D_A", "loss_D_B")
+    gaps = {mode: max(abs(first[mode][k] - ref[k]) for k in keys) for mode in modes}
+    # FLOPs on fresh eager fp32 trainers (the counter does not see inside compiled graphs).
+    eager_flops = {
+        kind: flops_of(step_of(kind), make_trainer(size, blocks, batch, device, kind), a, b)
+        for kind in {"baseline" if m == "baseline" else "optimized" for m in modes}
     }
-    # Same math: one step from identical weights gives the same losses.
-    first = {
-        name: {k: float(v) for k, v in step(t, a, b).items()} for name, (t, step) in modes.items()
-    }
-    gap = max(
-        abs(first["baseline"][k] - first["optimized"][k])
-        for k in ("loss_G", "loss_D_A", "loss_D_B")
-    )
-    flops = {name: flops_of(step, t, a, b) for name, (t, step) in modes.items()}
-    times: dict[str, list[float]] = {name: [] for name in modes}
+    times: dict[str, list[float]] = {mode: [] for mode in modes}
+    memory = dict.fromkeys(modes, 0.0)
     for i in range(warmup + reps):
-        for name, (t, step) in modes.items():  # interleaved: A B A B ...
+        for mode, t in trainers.items():  # interleaved: A B C A B C ...
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+                resident = torch.cuda.memory_allocated(device)
             sync(device)
             start = time.perf_counter()
-            step(t, a, b)
+            step_of(mode)(t, a, b)
             sync(device)
             if i >= warmup:
-                times[name].append(time.perf_counter() - start)
+                times[mode].append(time.perf_counter() - start)
+            if device.type == "cuda":
+                # The step's own memory (activations, gradients, workspace), not the other
+                # modes' resident weights and optimizer states.
+                used = torch.cuda.max_memory_allocated(device) - resident
+                memory[mode] = max(memory[mode], used / 2**30)
+    base = statistics.median(times[modes[0]])
     rows = []
-    for name in modes:
-        sec = statistics.median(times[name])
+    for mode in modes:
+        sec = statistics.median(times[mode])
+        flops = eager_flops["baseline" if mode == "baseline" else "optimized"]
+        dtype = next((k for k in ("bf16", "fp16") if k in mode.split("+")), "fp32")
         rows.append(
             {
                 "case": f"{size}/{blocks}/{batch}",
-                "mode": name,
+                "mode": mode,
                 "s/step": sec,
                 "img/s": batch / sec,
-                "GFLOP/step": flops[name] / 1e9,
-                "GFLOP/s": flops[name] / sec / 1e9,
-                "of peak": flops[name] / sec / 1e9 / peak,
-                "speed-up": statistics.median(times["baseline"]) / sec,
-                "loss gap": gap,
+                "GFLOP/step": flops / 1e9,
+                "GFLOP/s": flops / sec / 1e9,
+                "of peak": flops / sec / 1e9 / peaks[dtype],
+                "speed-up": base / sec,
+                "loss gap": gaps[mode],
+                "GiB": memory[mode],
+                "1st step s": first_s[mode],
             }
         )
     return rows
+
+
+def print_table(rows: list[dict], with_memory: bool) -> None:
+    width = max(10, *(len(r["mode"]) for r in rows))
+    header = (
+        f"{'case':>9s} {'mode':>{width}s} {'s/step':>8s} {'img/s':>7s} {'GFLOP/step':>10s} "
+        f"{'GFLOP/s':>8s} {'of peak':>7s} {'speed-up':>8s} {'loss gap':>8s} {'1st step':>8s}"
+    ) + (f" {'step GiB':>8s}" if with_memory else "")
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        line = (
+            f"{r['case']:>9s} {r['mode']:>{width}s} {r['s/step']:>8.4f} {r['img/s']:>7.2f} "
+            f"{r['GFLOP/step']:>10.1f} {r['GFLOP/s']:>8.1f} {r['of peak']:>7.0%} "
+            f"{r['speed-up']:>7.2f}x {r['loss gap']:>8.1e} {r['1st step s']:>7.1f}s"
+        )
+        print(line + (f" {r['GiB']:>8.2f}" if with_memory else ""), flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,27 +241,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--cases", default="128/9/1,64/6/4", help="img_size/blocks/batch, comma-separated"
     )
+    parser.add_argument(
+        "--modes",
+        default="baseline,optimized",
+        help="comma-separated; the first is the speed-up's reference. baseline | optimized[+bf16|+fp16][+cl][+compile]",
+    )
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    peak = gemm_peak_gflops(device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # what the trainer does on CUDA
+    modes = args.modes.split(",")
+    peaks = {"fp32": gemm_peak_gflops(device, torch.float32)}
+    if device.type == "cuda":
+        peaks["bf16"] = peaks["fp16"] = gemm_peak_gflops(device, torch.bfloat16)
+    else:  # CPUs without bf16 matrix units take minutes for one such matmul: fp32 is the ceiling
+        peaks["bf16"] = peaks["fp16"] = peaks["fp32"]
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"cpu, {torch.get_num_threads()} threads"
+    )
     print(
-        f"device {device}, {torch.get_num_threads()} threads, fp32 GEMM peak {peak:.0f} GFLOP/s (best 2048^3 matmul)"
+        f"device {name}, torch {torch.__version__}; GEMM peak (best large matmul): "
+        + ", ".join(f"{k} {peaks[k]:.0f} GFLOP/s" for k in ("fp32", "bf16")),
+        flush=True,
     )
     rows = []
     for case in args.cases.split(","):
         size, blocks, batch = (int(x) for x in case.split("/"))
-        rows += run_case(size, blocks, batch, device, args.warmup, args.reps, peak)
-    header = f"{'case':>10s} {'mode':>10s} {'s/step':>8s} {'img/s':>7s} {'GFLOP/step':>11s} {'GFLOP/s':>8s} {'of peak':>8s} {'speed-up':>9s} {'loss gap':>9s}"
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(
-            f"{r['case']:>10s} {r['mode']:>10s} {r['s/step']:>8.3f} {r['img/s']:>7.2f} {r['GFLOP/step']:>11.1f} "
-            f"{r['GFLOP/s']:>8.1f} {r['of peak']:>8.0%} {r['speed-up']:>8.2f}x {r['loss gap']:>9.1e}"
-        )
+        case_rows = run_case(size, blocks, batch, device, modes, args.warmup, args.reps, peaks)
+        print_table(case_rows, device.type == "cuda")  # each case as soon as it is measured
+        rows += case_rows
+    if len(args.cases.split(",")) > 1:
+        print("\nall cases:")
+        print_table(rows, device.type == "cuda")
     return 0
 
 
