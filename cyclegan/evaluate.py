@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from cyclegan.checkpoint import CheckpointError
-from cyclegan.cli import boolean, run_command
+from cyclegan.cli import atomic_write, boolean, run_command
 from cyclegan.data.folder import DatasetNotFoundError, UnreadableImageError
 from cyclegan.evaluation import (
     InceptionUnavailableError,
@@ -188,8 +188,10 @@ def _run(args: argparse.Namespace) -> int:
     )
     print(format_evaluation(result["metrics"], result["baselines"]))
     if args.output:
-        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+        output = Path(args.output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(result, indent=2) + "\n"
+        atomic_write(output, lambda tmp: tmp.write_text(text))  # an old file stays whole on error
         log.info("wrote %s", args.output)
     return 0
 

@@ -232,4 +232,5 @@ def test_evaluate_cli_offline_still_reports_paired_metrics(
     assert "inception_weights=" in captured.err
     result = json.loads(out.read_text())
     assert "eval/psnr_BA" in result["metrics"] and result["fid_skipped"]
+    assert sorted(p.name for p in tmp_path.iterdir() if "eval.json" in p.name) == ["eval.json"]
     assert main([f"ckpt={ckpt}", "data=/no/such/folder", "fid=false"]) == 2
