@@ -118,6 +118,10 @@ class TrainerConfig:
     precision: str = "32"  # 32 | bf16-mixed | 16-mixed (autocast; loss scaling for fp16)
     compile: bool = False  # torch.compile the four networks for the training step
     channels_last: bool = False  # NHWC memory format (helps GPU tensor cores; not CPU here)
+    cudnn_benchmark: bool = True  # CUDA: time the conv algorithms once per shape, keep the fastest
+    # auto: DDP when started by torchrun with WORLD_SIZE > 1, else one process | single | ddp
+    # (torchrun's or SLURM's environment). batch_size is per process: global = batch_size x ranks.
+    strategy: str = "auto"
 
 
 @dataclass
@@ -197,6 +201,10 @@ def validate(cfg: DictConfig | Config) -> None:
     _check(
         t.precision in ("32", "bf16-mixed", "16-mixed"),
         f"trainer.precision={t.precision}: use 32, bf16-mixed or 16-mixed",
+    )
+    _check(
+        t.strategy in ("auto", "single", "ddp"),
+        f"trainer.strategy={t.strategy}: use auto, single or ddp",
     )
     _check(t.keep_last >= 1, f"trainer.keep_last={t.keep_last}: keep at least 1 checkpoint")
     _check(

@@ -38,6 +38,7 @@ PLUGINS: dict[tuple[str, str], Plugin] = {
     ("hydra/launcher", "submitit_local"): SUBMITIT,
     ("hydra/launcher", "submitit_slurm"): SUBMITIT,
     ("hydra/launcher", "slurm"): SUBMITIT,
+    ("hydra/launcher", "slurm_ddp"): SUBMITIT,
     ("hydra/sweeper", "optuna"): OPTUNA,
 }
 EXPERIMENT_GROUPS = {"experiment": "", "experiment/sweeps": "sweeps"}

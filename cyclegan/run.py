@@ -7,6 +7,8 @@ with a config from `hydra.compose`.
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +35,17 @@ from cyclegan.data.folder import (
 )
 from cyclegan.data.sampling import EpochSampler
 from cyclegan.data.transforms import eval_transform, train_transform
+from cyclegan.distributed import (
+    Place,
+    broadcast_object,
+    device_for,
+    main_first,
+    rank_seed,
+    resolve_place,
+    session,
+)
 from cyclegan.evaluation import format_evaluation, with_distribution_metrics
-from cyclegan.logging import write_json
+from cyclegan.logging import NullLogger, write_json
 from cyclegan.metrics import PairedEvaluator
 from cyclegan.models import count_parameters
 from cyclegan.trainer import NonFiniteLossError, Preempted, Trainer, resolve_device, seed_everything
@@ -70,7 +81,7 @@ def prepare_dataset(dataset: DictConfig) -> Path:
 
 
 def build_train_loader(
-    dataset: DictConfig, trainer: DictConfig, root: Path, seed: int
+    dataset: DictConfig, trainer: DictConfig, root: Path, seed: int, place: Place | None = None
 ) -> DataLoader:
     data = UnpairedImageDataset(
         root,
@@ -85,11 +96,13 @@ def build_train_loader(
         flip=dataset.flip,
     )
     # Order and augmentation are functions of (seed, epoch, index): a resumed run sees exactly
-    # the samples it would have seen, whatever the number of workers.
+    # the samples it would have seen, whatever the number of workers. Under DDP each rank takes
+    # its shard of that order (the same seed on every rank).
+    place = place or Place()
     return DataLoader(
         data,
         batch_size=trainer.batch_size,
-        sampler=EpochSampler(len(data), seed=seed),
+        sampler=EpochSampler(len(data), seed=seed, rank=place.rank, world_size=place.world_size),
         num_workers=trainer.num_workers,
         pin_memory=torch.cuda.is_available(),
         persistent_workers=trainer.num_workers > 0,
@@ -130,16 +143,41 @@ def build_evaluation(
 
 
 def train(cfg: DictConfig) -> float | None:
-    """Train one CycleGAN as configured; returns `cfg.optimized_metric` (for Hydra sweepers)."""
-    validate(cfg)
-    run_dir = ensure_writable(Path(cfg.paths.output_dir))
-    seed_everything(cfg.seed)
-    device = resolve_device(cfg.trainer.device)
+    """Train one CycleGAN as configured; returns `cfg.optimized_metric` (for Hydra sweepers).
 
-    root = prepare_dataset(cfg.dataset)
-    loader = build_train_loader(cfg.dataset, cfg.trainer, root, cfg.seed)
-    evaluator, samples = build_evaluation(cfg.dataset, root, cfg.trainer.n_samples)
-    if cfg.trainer.eval_fid:  # opt-in: FID/KID need the Inception network and its weights
+    Under DDP (trainer.strategy) every process calls this; the process group lives for the call.
+    """
+    validate(cfg)
+    place = resolve_place(cfg.trainer.strategy, os.environ)
+    device = device_for(place, resolve_device(cfg.trainer.device))
+    with session(place, device):
+        return _train(cfg, place, device)
+
+
+def shared_run_dir(place: Place, own: Path) -> Path:
+    """Rank 0's output directory on every rank (Hydra stamps each process's directory with its
+    own start time). A directory Hydra made for another rank that holds nothing but Hydra's own
+    files is removed, so a torchrun job leaves one run directory."""
+    run_dir = Path(broadcast_object(place, str(own)))
+    hydra_only = own.is_dir() and all(
+        p.name == ".hydra" or p.suffix == ".log" for p in own.iterdir()
+    )
+    if run_dir != own and hydra_only:
+        shutil.rmtree(own, ignore_errors=True)
+    return run_dir
+
+
+def _train(cfg: DictConfig, place: Place, device: torch.device) -> float | None:
+    run_dir = ensure_writable(shared_run_dir(place, Path(cfg.paths.output_dir)))
+    seed_everything(rank_seed(cfg.seed, place.rank))  # rank 0: cfg.seed, as in a 1-process run
+
+    with main_first(place):  # rank 0 renders the built-in dataset, the others then find it
+        root = prepare_dataset(cfg.dataset)
+    loader = build_train_loader(cfg.dataset, cfg.trainer, root, cfg.seed, place)
+    evaluator, samples = None, None
+    if place.is_main:  # rank 0 alone evaluates and writes samples
+        evaluator, samples = build_evaluation(cfg.dataset, root, cfg.trainer.n_samples)
+    if cfg.trainer.eval_fid and place.is_main:  # opt-in: FID/KID need Inception and its weights
         evaluator = with_distribution_metrics(
             evaluator, root, cfg.dataset.img_size, device, cfg.trainer.inception_weights
         )
@@ -150,9 +188,13 @@ def train(cfg: DictConfig) -> float | None:
     make_optimizer = instantiate(cfg.optim, _convert_="all")
     lr_rule = instantiate(cfg.schedule)
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[assignment]
-    # Partial, so the resolved config reaches the logger as a plain dict (W&B stores it), not as
-    # a node that instantiate would walk into.
-    logger = instantiate(cfg.logger, _partial_=True)(run_dir=run_dir, config=resolved)
+    # Rank 0 alone logs. Partial, so the resolved config reaches the logger as a plain dict (W&B
+    # stores it), not as a node that instantiate would walk into.
+    logger = (
+        instantiate(cfg.logger, _partial_=True)(run_dir=run_dir, config=resolved)
+        if place.is_main
+        else NullLogger()
+    )
     status = "failed"
     try:  # from here on the logger is always finished, with the run's real status
         trainer = Trainer(
@@ -170,11 +212,16 @@ def train(cfg: DictConfig) -> float | None:
             checkpoint_meta={"config": resolved},
             monitor=cfg.optimized_metric,
             monitor_mode=cfg.optimized_mode,
+            place=place,
         )
         resume_if_asked(trainer, cfg.resume, run_dir, resolved)
         log.info(
-            "device %s | G_AB %.2fM params, D_A %.2fM | %d steps/epoch x %d epochs | run dir %s",
+            "device %s%s | G_AB %.2fM params, D_A %.2fM | %d steps/epoch x %d epochs | run dir %s",
             device,
+            f" x {place.world_size} processes (DDP, global batch "
+            f"{cfg.trainer.batch_size * place.world_size})"
+            if place.distributed
+            else "",
             count_parameters(model.G_AB) / 1e6,
             count_parameters(model.D_A) / 1e6,
             trainer.batches_per_epoch(loader),
@@ -186,7 +233,8 @@ def train(cfg: DictConfig) -> float | None:
         if evaluator is not None:
             summary.update(evaluator.baselines)
         summary["optimized_metric"] = cfg.optimized_metric
-        write_json(run_dir / "summary.json", summary)
+        if place.is_main:
+            write_json(run_dir / "summary.json", summary)
         logger.log_summary(summary)
         status = "finished"
     except Preempted:
@@ -200,7 +248,7 @@ def train(cfg: DictConfig) -> float | None:
             format_evaluation(summary, evaluator.baselines),
         )
     value = summary.get(cfg.optimized_metric)
-    if value is None:
+    if value is None and place.is_main:
         log.warning(
             "optimized_metric %r is not in the summary; returning None", cfg.optimized_metric
         )
@@ -238,6 +286,7 @@ def main(cfg: DictConfig) -> float | None:
         raise _stop(exc, EXIT_NON_FINITE) from None
     except Preempted as exc:
         log.warning("%s", exc)
+        exc.hand_over()  # e.g. submitit's requeue on SIGUSR2, now that the checkpoint is saved
         raise SystemExit(EXIT_PREEMPTED) from None
 
 

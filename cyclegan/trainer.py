@@ -39,6 +39,7 @@ from cyclegan.checkpoint import (
 from cyclegan.config import CheckpointUnit, TrainerConfig
 from cyclegan.data.sampling import EpochSampler
 from cyclegan.data.transforms import to_image_range
+from cyclegan.distributed import Place, gather_objects, rank_seed, reduce_step, wrap_ddp
 from cyclegan.evaluation import lower_is_better
 from cyclegan.logging import Logger
 from cyclegan.losses import CycleGANLoss
@@ -81,6 +82,34 @@ def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:
             p.requires_grad_(flag)
 
 
+class GeneratorPair(nn.Module):
+    """The training step's generator passes as one module call (see `Trainer.training_step`).
+
+    Under DDP this pair is what gets wrapped: DDP averages gradients during the backward of each
+    call of a wrapped module, and calling one wrapped module several times before one backward is
+    fragile, so G_AB and G_BA are not wrapped one by one.
+    """
+
+    def __init__(self, G_AB: nn.Module, G_BA: nn.Module) -> None:
+        super().__init__()
+        self.G_AB, self.G_BA = G_AB, G_BA
+
+    def forward(
+        self, real_A: torch.Tensor, real_B: torch.Tensor, identity: bool
+    ) -> tuple[torch.Tensor | None, ...]:
+        """(fake_B, same_B, fake_A, same_A, recov_A, recov_B); same_* are None without identity."""
+        n = real_A.shape[0]
+        same_A = same_B = None
+        if identity:
+            fake_B, same_B = self.G_AB(torch.cat([real_A, real_B])).split(n)  # (B, C, H, W) each
+            fake_A, same_A, recov_A = self.G_BA(torch.cat([real_B, real_A, fake_B])).split(n)
+        else:
+            fake_B = self.G_AB(real_A)
+            fake_A, recov_A = self.G_BA(torch.cat([real_B, fake_B])).split(n)
+        recov_B = self.G_AB(fake_A)
+        return fake_B, same_B, fake_A, same_A, recov_A, recov_B
+
+
 @dataclass
 class TrainState:
     epoch: int = 0  # epochs completed
@@ -106,14 +135,33 @@ class Trainer:
         checkpoint_meta: dict[str, Any] | None = None,
         monitor: str = "eval/psnr_AB",
         monitor_mode: str = "max",
+        place: Place | None = None,
     ) -> None:
         self.model = model.to(device)
+        if device.type == "cuda":
+            # Training images all have one size, so timing cuDNN's algorithms once pays off. A
+            # process-wide flag: the trainer is the one place that knows the device.
+            torch.backends.cudnn.benchmark = options.cudnn_benchmark
         if options.channels_last:
             self.model.to(memory_format=torch.channels_last)
         # The training step calls these; compiled wrappers share the modules' parameters, so state
         # dicts keep their plain keys and checkpoints stay interchangeable with eager runs.
         nets = (model.G_AB, model.G_BA, model.D_A, model.D_B)
         self.nets = tuple(torch.compile(net) for net in nets) if options.compile else nets
+        # DDP (trainer.strategy=ddp): the generator pair and each discriminator are wrapped, and
+        # wrapping copies rank 0's weights to every rank. The generator update calls the plain
+        # discriminators: frozen there, they only pass gradient to their input.
+        self.place = place or Place()
+        self.generators: nn.Module = GeneratorPair(self.nets[0], self.nets[1])
+        self.discriminators: tuple[nn.Module, nn.Module] = (self.nets[2], self.nets[3])
+        if self.place.distributed:
+            self.generators = wrap_ddp(self.generators, device)
+            self.discriminators = (
+                wrap_ddp(self.nets[2], device),
+                wrap_ddp(self.nets[3], device),
+            )
+            if not self.place.is_main:  # rank 0 alone evaluates and writes samples
+                evaluator, sample_images = None, None
         self.amp_dtype = AMP_DTYPES[options.precision]
         # Loss scaling keeps fp16 gradients from underflowing; disabled (a pass-through) otherwise.
         self.scaler = torch.amp.GradScaler(device.type, enabled=options.precision == "16-mixed")
@@ -136,7 +184,8 @@ class Trainer:
             for name, opt in self.optimizers.items()
         }
         # Own RNG for the buffers, so their draws do not depend on data loading or init.
-        self.buffer_rng = torch.Generator().manual_seed(seed + 1)
+        # Per rank under DDP (rank 0 keeps seed + 1), so the ranks' buffers draw independently.
+        self.buffer_rng = torch.Generator().manual_seed(rank_seed(seed, self.place.rank) + 1)
         self.buffer_A = ReplayBuffer(options.buffer_size, generator=self.buffer_rng)
         self.buffer_B = ReplayBuffer(options.buffer_size, generator=self.buffer_rng)
         self.state = TrainState()
@@ -166,22 +215,20 @@ class Trainer:
             G_AB(fake_A)           -> recov_B
         """
         m, crit = self.model, self.criterion
-        G_AB, G_BA, D_A, D_B = self.nets  # compiled wrappers when trainer.compile=true
-        n = real_A.shape[0]
+        _, _, D_A, D_B = self.nets  # compiled wrappers when trainer.compile=true
         use_identity = crit.lambda_id > 0
 
         set_requires_grad([m.D_A, m.D_B], False)  # D gets no gradient from the generator loss
         self.opt_G.zero_grad(set_to_none=True)
         with self.autocast():
+            # The three batched passes (GeneratorPair); one DDP call under trainer.strategy=ddp.
+            fake_B, same_B, fake_A, same_A, recov_A, recov_B = self.generators(
+                real_A, real_B, use_identity
+            )
             if use_identity:
-                fake_B, same_B = G_AB(torch.cat([real_A, real_B])).split(n)  # (B, C, H, W) each
-                fake_A, same_A, recov_A = G_BA(torch.cat([real_B, real_A, fake_B])).split(n)
                 loss_identity = (crit.identity(same_A, real_A) + crit.identity(same_B, real_B)) / 2
             else:
-                fake_B = G_AB(real_A)
-                fake_A, recov_A = G_BA(torch.cat([real_B, fake_B])).split(n)
                 loss_identity = torch.zeros((), device=real_A.device)
-            recov_B = G_AB(fake_A)
             loss_GAN = (crit.gan(D_B(fake_B), True) + crit.gan(D_A(fake_A), True)) / 2
             loss_cycle = (crit.cycle(recov_A, real_A) + crit.cycle(recov_B, real_B)) / 2
             loss_G = crit.generator_total(loss_GAN, loss_cycle, loss_identity)
@@ -190,6 +237,7 @@ class Trainer:
         set_requires_grad([m.D_A, m.D_B], True)
 
         fake_A, fake_B = fake_A.float(), fake_B.float()  # the buffers keep full precision
+        D_A, D_B = self.discriminators  # DDP-wrapped under trainer.strategy=ddp
         loss_D_A = self.discriminator_step(
             D_A, self.opt_D_A, real_A, self.buffer_A.push_and_pop(fake_A)
         )
@@ -236,7 +284,7 @@ class Trainer:
         n = len(loader.sampler)  # type: ignore[arg-type]
         sampler = loader.sampler
         if isinstance(sampler, EpochSampler):
-            n = sampler.n  # len() shrinks while skipping a resumed epoch's first samples
+            n = sampler.shard_size  # len() shrinks while skipping a resumed epoch's first samples
         full = math.ceil(n / (loader.batch_size or 1))
         limit = self.options.steps_per_epoch
         return full if limit is None else min(limit, full)
@@ -244,8 +292,8 @@ class Trainer:
     def fit(self, loader: DataLoader, n_epochs: int) -> dict[str, Any]:
         """Train until `n_epochs` epochs are done (continuing from `self.state` after a resume).
 
-        Returns the run's summary (final losses, final and best metrics). SIGTERM/SIGUSR1 finish
-        the current step, save a checkpoint and raise `Preempted`.
+        Returns the run's summary (final losses, final and best metrics). SIGTERM/SIGUSR1/SIGUSR2
+        (on any rank under DDP) finish the current step, save a checkpoint and raise `Preempted`.
         """
         from tqdm.auto import tqdm  # only the loop needs it
 
@@ -273,7 +321,11 @@ class Trainer:
                     real_A = self._to_device(batch["A"])
                     real_B = self._to_device(batch["B"])
                     t_step = time.perf_counter()
-                    losses = {k: float(v) for k, v in self.training_step(real_A, real_B).items()}
+                    # Under DDP the mean over ranks and a signal caught on any rank, from one
+                    # all_reduce: every rank logs, stops or rejects a NaN at the same step.
+                    losses, signum = reduce_step(
+                        self.place, self.training_step(real_A, real_B), stop.signum, STOP_SIGNALS
+                    )
                     losses["lr"] = self.opt_G.param_groups[0]["lr"]  # the rate this step used
                     self.state.step += 1
                     for scheduler in self.schedulers.values():
@@ -292,10 +344,10 @@ class Trainer:
                         self.save_samples()
                     if self._due(CheckpointUnit.step, self.state.step):
                         self.save_checkpoint()
-                    if stop.signum is not None:
+                    if signum is not None:
                         path = self.save_checkpoint()
                         bar.close()
-                        raise Preempted(stop.signum, self.state.step, path)
+                        raise Preempted(signum, self.state.step, path, stop.previous.get(signum))
                     t_data = time.perf_counter()
                 self.state.epoch += 1
                 self.epoch_start_step = self.state.step
@@ -405,9 +457,8 @@ class Trainer:
             "model": self.model.state_dict(),
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
             "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
-            "buffers": {"A": self.buffer_A.state_dict(), "B": self.buffer_B.state_dict()},
+            **self._rank_state(),  # "buffers" and "rng": this rank's (rank 0's in a file)
             "scaler": self.scaler.state_dict(),  # {} unless trainer.precision=16-mixed
-            "rng": {**rng_state(), "buffer": self.buffer_rng.get_state()},
             "epoch": self.state.epoch,
             "step": self.state.step,
             "epoch_start_step": self.epoch_start_step,
@@ -432,20 +483,57 @@ class Trainer:
             sched.load_state_dict({**state["schedulers"][name], "lr_lambdas": [None]})
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        self.buffer_A.load_state_dict(state["buffers"]["A"])
-        self.buffer_B.load_state_dict(state["buffers"]["B"])
-        set_rng_state(state["rng"])
-        self.buffer_rng.set_state(state["rng"]["buffer"])
+        self._load_rank_state(state)
         self.state = TrainState(epoch=state["epoch"], step=state["step"])
         self.epoch_start_step = state["epoch_start_step"]
         self.window = dict(state["window"])
         self.last_logged = dict(state["last_logged"])
         self.best = dict(state["best"])
 
+    def _rank_state(self) -> dict[str, Any]:
+        """The state that differs between DDP ranks: replay buffers and RNG states."""
+        return {
+            "buffers": {"A": self.buffer_A.state_dict(), "B": self.buffer_B.state_dict()},
+            "rng": {**rng_state(), "buffer": self.buffer_rng.get_state()},
+        }
+
+    def _load_rank_state(self, state: dict[str, Any]) -> None:
+        """This rank's buffers and RNG states: exact when the checkpoint was written by as many
+        processes; otherwise ranks the file has no state for keep fresh ones (with a warning)."""
+        saved = state.get("ranks") or [{"buffers": state["buffers"], "rng": state["rng"]}]
+        if len(saved) != self.place.world_size and self.place.is_main:
+            log.warning(
+                "the checkpoint was written by %d process(es), this run has %d: ranks beyond %d "
+                "start with empty replay buffers and fresh RNG states (training continues, not "
+                "bit-exactly)",
+                len(saved),
+                self.place.world_size,
+                len(saved),
+            )
+        if self.place.rank >= len(saved):
+            return
+        mine = saved[self.place.rank]
+        self.buffer_A.load_state_dict(mine["buffers"]["A"])
+        self.buffer_B.load_state_dict(mine["buffers"]["B"])
+        set_rng_state(mine["rng"])
+        self.buffer_rng.set_state(mine["rng"]["buffer"])
+
     def save_checkpoint(self, name: str = LAST, numbered: bool = True) -> Path:
-        """Write the state atomically as `step_NNNNNNN.pt` (keeping the newest K) and `name`."""
+        """Write the state atomically as `step_NNNNNNN.pt` (keeping the newest K) and `name`.
+
+        Under DDP every rank calls this for numbered checkpoints (it gathers each rank's buffers
+        and RNG states into `ranks`, for an exact resume) and rank 0 writes; `numbered=False`
+        (best.pt, written from rank 0's evaluation) holds rank 0's state only.
+        """
         directory = self.run_dir / "checkpoints"
+        ranks = None
+        if numbered and self.place.distributed:
+            ranks = gather_objects(self.place, _to_cpu(self._rank_state()))
+            if not self.place.is_main:
+                return directory / name
         state = {**self.checkpoint_meta, **self.state_dict()}
+        if ranks is not None:
+            state["ranks"] = ranks
         if not numbered:
             return save_checkpoint(directory / name, state)
         path = save_checkpoint(directory / f"step_{self.state.step:07d}.pt", state)
@@ -455,30 +543,60 @@ class Trainer:
 
 
 class Preempted(Exception):
-    """Training stopped on a signal after saving a checkpoint; `resume=auto` continues it."""
+    """Training stopped on a signal after saving a checkpoint; `resume=auto` continues it.
 
-    def __init__(self, signum: int, step: int, checkpoint: Path) -> None:
+    `previous_handler` is the handler the signal had before training (e.g. submitit's, which
+    requeues the job on SIGUSR2); `hand_over()` runs it once the checkpoint is safe.
+    """
+
+    def __init__(
+        self, signum: int, step: int, checkpoint: Path, previous_handler: Any = None
+    ) -> None:
         super().__init__(
             f"stopped by signal {signal.Signals(signum).name} at step {step}; checkpoint saved to '{checkpoint}'; continue with resume=auto"
         )
         self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        self.previous_handler = previous_handler
+
+    def hand_over(self) -> None:
+        """Run the signal's earlier Python handler, if it had one (it may exit or requeue)."""
+        if callable(self.previous_handler):
+            self.previous_handler(self.signum, None)
 
 
 class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or infinite; raised before anything is saved."""
 
 
+def _to_cpu(tree: Any) -> Any:
+    if isinstance(tree, torch.Tensor):
+        return tree.cpu()
+    if isinstance(tree, dict):
+        return {k: _to_cpu(v) for k, v in tree.items()}
+    if isinstance(tree, list | tuple):
+        return type(tree)(_to_cpu(v) for v in tree)
+    return tree
+
+
+# SIGTERM: pre-emption (SLURM, Kubernetes, torchrun passing its own on); SIGUSR1: a common
+# pre-emption notice; SIGUSR2: submitit's time-out notice, after which it requeues the job.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2)
+
+
 class _SignalFlag:
     signum: int | None = None
+    previous: dict[int, Any]
 
 
 @contextlib.contextmanager
 def _stop_on_signals(
-    signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGUSR1),
+    signals: tuple[int, ...] = STOP_SIGNALS,
 ) -> Iterator[_SignalFlag]:
-    """Turn SIGTERM/SIGUSR1 (a cluster's pre-emption notice) into a flag the loop checks after each
-    step, so the step in flight completes and a consistent checkpoint is written."""
+    """Turn SIGTERM/SIGUSR1/SIGUSR2 (a cluster's pre-emption notice) into a flag the loop checks
+    after each step, so the step in flight completes and a consistent checkpoint is written. The
+    handlers installed before (e.g. submitit's requeue) are kept in `previous` for `Preempted`."""
     flag = _SignalFlag()
+    flag.previous = {}
     if threading.current_thread() is not threading.main_thread():
         yield flag  # handlers can only be installed from the main thread
         return
@@ -491,6 +609,7 @@ def _stop_on_signals(
         flag.signum = signum
 
     previous = {s: signal.signal(s, handler) for s in signals}
+    flag.previous = previous
     try:
         yield flag
     finally:
