@@ -305,7 +305,7 @@ def ensure_writable(run_dir: Path) -> Path:
     """Fail at once, not after an hour of training, if the run directory cannot be written."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write_test"
+        probe = run_dir / f".write_test.{os.getpid()}"  # per process: DDP ranks check at once
         probe.write_text("")
         probe.unlink()
     except OSError as exc:

@@ -285,7 +285,10 @@ def launch(args: list[str], run_dirs: list[Path], data: Path) -> list[subprocess
 
 
 def finish(procs: list[subprocess.Popen], timeout: float = 120) -> list[tuple[int, str]]:
-    return [(p.wait(timeout), p.communicate()[0]) for p in procs]
+    """Exit status and output of each process. communicate() drains the pipe while waiting (a
+    plain wait() could block forever on a process whose output filled the pipe)."""
+    outputs = [p.communicate(timeout=timeout)[0] for p in procs]
+    return [(p.returncode, out) for p, out in zip(procs, outputs, strict=True)]
 
 
 @pytest.fixture(scope="module")
