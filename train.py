@@ -8,7 +8,7 @@ from omegaconf import DictConfig
 
 from cyclegan.config import register_configs
 from cyclegan.plugins import require_plugins
-from cyclegan.run import main as run
+from cyclegan.training import main as run
 
 register_configs()
 

@@ -3,12 +3,12 @@
     python benchmarks/data_loader.py                      # 64 and 128 px, cache off/on, 0 and 2 workers
     python benchmarks/data_loader.py --sizes 64 --step-img-s 12.5   # skip timing the step
 
-The loader is `cyclegan.run.build_train_loader` on the built-in synthetic dataset (generated under
+The loader is `cyclegan.data.builders.build_train_loader` on the built-in synthetic dataset (generated under
 --data-dir on first use, as `python train.py` does), batch 1, exactly as training builds it, with
 `dataset.cache` off (decode PNG + bicubic resize + PIL crop/flip per image) and on (crop/flip of
 a cached uint8 tensor). Rates count A and B images (two per sample), after --warmup samples, over
 --samples samples; the cache fill at start-up is reported separately. The step's consumption is
-`Trainer.training_step` of the default recipe (`CycleGAN("resnet", 6, 32, 64)`, 64 px, batch 1,
+the CycleGAN method's `training_step` of the default recipe (`CycleGAN("resnet", 6, 32, 64)`, 64 px, batch 1,
 2 images per step), median of a few steps after warm-up. "ratio" is loader img/s over step img/s:
 the loader is never the bottleneck while it stays well above 1 (the target is >= 10).
 """
@@ -22,16 +22,14 @@ from functools import partial
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
-from cyclegan.config import TrainerConfig
+from cyclegan.data.builders import build_train_loader
+from cyclegan.data.spec import DatasetSpec
 from cyclegan.data.synthetic import SyntheticLandscapes
-from cyclegan.logging import NullLogger
 from cyclegan.losses import CycleGANLoss
+from cyclegan.methods.cyclegan import CycleGAN as Trainer
 from cyclegan.models import CycleGAN
-from cyclegan.run import build_train_loader
 from cyclegan.schedule import LRMultiplier
-from cyclegan.trainer import Trainer
 
 
 def step_images_per_second(size: int, steps: int, warmup: int) -> float:
@@ -42,16 +40,13 @@ def step_images_per_second(size: int, steps: int, warmup: int) -> float:
         CycleGANLoss(),
         partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)),
         LRMultiplier("linear", 200, 100),
-        TrainerConfig(progress=False),
         torch.device("cpu"),
-        "/tmp",
-        NullLogger(),
     )
     a, b = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 3, size, size) * 2 - 1
     times = []
     for i in range(warmup + steps):
         start = time.perf_counter()
-        trainer.training_step(a, b)
+        trainer.training_step({"A": a, "B": b})
         if i >= warmup:
             times.append(time.perf_counter() - start)
     return 2 / statistics.median(times)
@@ -61,19 +56,12 @@ def loader_images_per_second(
     root: Path, size: int, cache: bool, workers: int, samples: int, warmup: int
 ) -> tuple[float, float]:
     """(A+B images per second after warm-up, seconds to build the loader incl. any cache fill)."""
-    dataset = OmegaConf.create(
-        {
-            "img_size": size,
-            "load_scale": 1.12,
-            "flip": True,
-            "download_name": None,
-            "cache": cache,
-            "cache_max_gb": 4.0,
-        }
-    )
-    trainer = OmegaConf.create({"batch_size": 1, "num_workers": workers})
+    dataset = DatasetSpec(
+        name="synthetic", root=str(root), img_size=size, load_scale=1.12, flip=True,
+        download_name=None, paired_test=True, synthetic=None, cache=cache, cache_max_gb=4.0,
+    )  # fmt: skip
     start = time.perf_counter()
-    loader = build_train_loader(dataset, trainer, root, seed=0)
+    loader = build_train_loader(dataset, root, batch_size=1, num_workers=workers, seed=0)
     build = time.perf_counter() - start
     assert loader.dataset.cached == cache  # type: ignore[attr-defined]
     it = iter(loader)  # 400 samples an epoch; start over at the end

@@ -4,7 +4,7 @@
     python benchmarks/ddp_scaling.py --size 128 --blocks 9 --width 64 --reps 5
 
 Each configuration runs in fresh processes (torch.multiprocessing, gloo on 127.0.0.1): warm-up
-steps, then `reps` timed training steps (`Trainer.training_step` plus the per-step loss
+steps, then `reps` timed training steps (the CycleGAN method's `training_step` plus the per-step loss
 all_reduce), median of rank 0's times, with a barrier before each step so ranks start together.
 Rows: one process with 1 thread, one process with all threads, and N processes with 1 thread each
 (the fair comparison on a machine with N cores is "1 x N threads" vs "N x 1 thread"). The global
@@ -31,13 +31,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from cyclegan.config import TrainerConfig
-from cyclegan.distributed import Place, reduce_step, session
-from cyclegan.logging import NullLogger
+from cyclegan.distributed import Place
 from cyclegan.losses import CycleGANLoss
+from cyclegan.methods.cyclegan import CycleGAN as Trainer
 from cyclegan.models import CycleGAN, count_parameters
 from cyclegan.schedule import LRMultiplier
-from cyclegan.trainer import Trainer
+from cyclegan.strategy import strategy_for
 
 
 def build(args: argparse.Namespace, place: Place, run_dir: str) -> Trainer:
@@ -48,11 +47,8 @@ def build(args: argparse.Namespace, place: Place, run_dir: str) -> Trainer:
         CycleGANLoss(),
         partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999), fused=True),
         LRMultiplier("linear", 200, 100),
-        TrainerConfig(progress=False, device="cpu"),
         torch.device("cpu"),
-        run_dir,
-        NullLogger(),
-        place=place,
+        strategy=strategy_for(place),
     )
 
 
@@ -61,7 +57,8 @@ def worker(rank: int, world: int, threads: int, port: int, args: argparse.Namesp
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     source = "torchrun" if world > 1 else "single"
     place = Place(rank=rank, local_rank=rank, world_size=world, master_port=port, source=source)
-    with session(place, torch.device("cpu")), tempfile.TemporaryDirectory() as tmp:
+    strategy = strategy_for(place)
+    with strategy.session(torch.device("cpu")), tempfile.TemporaryDirectory() as tmp:
         trainer = build(args, place, tmp)
         g = torch.Generator().manual_seed(rank)
         shape = (args.batch, 3, args.size, args.size)
@@ -72,7 +69,7 @@ def worker(rank: int, world: int, threads: int, port: int, args: argparse.Namesp
             if world > 1:
                 dist.barrier()
             start = time.perf_counter()
-            reduce_step(place, trainer.training_step(real_A, real_B), None, ())
+            strategy.reduce_step(trainer.training_step({"A": real_A, "B": real_B}), None, ())
             if i >= args.warmup:
                 times.append(time.perf_counter() - start)
         if rank == 0:

@@ -47,10 +47,10 @@ def profile_step(size: int, blocks: int, batch: int, top: int) -> None:
     a = torch.rand(batch, 3, size, size, generator=g) * 2 - 1
     b = torch.rand(batch, 3, size, size, generator=g) * 2 - 1
     for _ in range(2):
-        trainer.training_step(a, b)
+        trainer.training_step({"A": a, "B": b})
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         start = time.perf_counter()
-        trainer.training_step(a, b)
+        trainer.training_step({"A": a, "B": b})
         wall = time.perf_counter() - start
     events = prof.key_averages()
     self_ms: dict[str, float] = defaultdict(float)

@@ -21,7 +21,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 from cyclegan.config import register_configs
-from cyclegan.run import train
+from cyclegan.training import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

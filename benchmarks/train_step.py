@@ -9,7 +9,7 @@ drifts affects all alike; times are medians after warm-up.
 - `baseline` mirrors the seed's execution: eager fp32, every generator and discriminator call
   separate, discriminator weight gradients computed (then discarded) during the generator update,
   gradients zeroed in place, Adam's per-parameter loop.
-- `optimized` is `cyclegan.trainer.Trainer.training_step` with the default settings (batched
+- `optimized` is `cyclegan.methods.cyclegan.CycleGAN.training_step` with the default settings (batched
   generator passes, one discriminator call on real+fake, frozen discriminators in the generator
   update, set_to_none, fused Adam). `+bf16`/`+fp16` (trainer.precision), `+cl` (channels_last) and
   `+compile` (torch.compile) add the opt-in knobs; `+strict` turns cuDNN's TF32 off, so fp32
@@ -31,12 +31,10 @@ from functools import partial
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from cyclegan.config import TrainerConfig
-from cyclegan.logging import NullLogger
 from cyclegan.losses import CycleGANLoss
+from cyclegan.methods.cyclegan import CycleGAN as Trainer
 from cyclegan.models import CycleGAN
 from cyclegan.schedule import LRMultiplier
-from cyclegan.trainer import Trainer
 
 Step = Callable[[Trainer, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 PRECISIONS = {"bf16": "bf16-mixed", "fp16": "16-mixed"}
@@ -84,18 +82,15 @@ def make_trainer(
         foreach=False if baseline else None,
     )
     precision = next((PRECISIONS[k] for k in knobs if k in PRECISIONS), "32")
-    options = TrainerConfig(
-        progress=False, precision=precision, channels_last="cl" in knobs, compile="compile" in knobs
-    )
     return Trainer(
         model,
         CycleGANLoss(),
         optimizer,
         LRMultiplier("linear", 200, 100),
-        options,
         device,
-        "/tmp",
-        NullLogger(),
+        precision=precision,
+        channels_last="cl" in knobs,
+        compile="compile" in knobs,
     )
 
 
@@ -126,9 +121,16 @@ def baseline_step(
     return losses
 
 
+def optimized_step(
+    t: Trainer, real_A: torch.Tensor, real_B: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The method's own training step (cyclegan.methods.cyclegan)."""
+    return t.training_step({"A": real_A, "B": real_B})
+
+
 def step_of(mode: str) -> Step:
     """The mode's step function; `+strict` runs it with TF32 off (true fp32 convolutions)."""
-    step = baseline_step if mode == "baseline" else Trainer.training_step
+    step = baseline_step if mode == "baseline" else optimized_step
     strict = "strict" in mode.split("+")
 
     def run(t: Trainer, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -11,13 +11,15 @@ import contextlib
 import logging
 import os
 import random
-import tempfile
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from cyclegan.files import atomic_write
 
 FORMAT_VERSION = 1
 LAST = "last.pt"
@@ -39,40 +41,27 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        return atomic_write(
+            path, lambda tmp: torch.save({"format_version": FORMAT_VERSION, **state}, tmp)
+        )
     except OSError as exc:
-        raise CheckpointWriteError(
-            f"cannot write checkpoint '{path}': {exc.strerror or exc}; check the output folder's permissions"
-        ) from exc
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({"format_version": FORMAT_VERSION, **state}, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise CheckpointWriteError(
             f"could not write checkpoint '{path}' ({exc.strerror or exc}); the previous checkpoint "
             "is intact: free disk space (or fix permissions) and continue with resume=auto"
         ) from exc
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def link_or_copy(source: Path, target: Path) -> None:
     """Make `target` an atomic alias of `source` (hard link, or a copy where links are refused)."""
-    tmp = target.with_name(f".{target.name}.link.tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(source, tmp)
-    except OSError:
-        import shutil
 
-        shutil.copyfile(source, tmp)
-    os.replace(tmp, target)
+    def write(tmp: Path) -> None:
+        tmp.unlink()  # os.link needs a free name
+        try:
+            os.link(source, tmp)
+        except OSError:
+            shutil.copyfile(source, tmp)
+
+    atomic_write(target, write, fsync=False)  # a link or a copy of an fsynced file
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -10,10 +10,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 
 EXIT_USER_ERROR = 2
 
@@ -86,21 +84,3 @@ def run_command(
         except user_errors as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_USER_ERROR
-
-
-def atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """`write(tmp)` then rename onto `path`, so an interrupted run leaves no half-written file.
-
-    The temporary name is in the same folder (same file system: the rename is atomic) and the file
-    gets the usual permissions of a new file (0666 less the umask), like any file a user saves.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o666 & ~umask)  # some writers (safetensors) create files as 0600
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

@@ -3,21 +3,29 @@
 The dataclasses are registered in Hydra's ConfigStore as `schema`, the first entry of
 `conf/config.yaml`'s defaults list, so every YAML option merges into a typed node: a misspelt key
 (`model.n_residual_block=6`) or a wrong type (`model.ngf=wide`) fails at composition, naming the key.
-`validate()` then rejects values that are well-typed but unusable, before any data or model is built.
+They hold types only: every default lives once, in `conf/` (`group_defaults` reads a group's file
+for code that builds parts without Hydra). `validate()` then rejects values that are well-typed
+but unusable, before any data or model is built.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import II, MISSING, DictConfig
+from omegaconf import MISSING, OmegaConf
 
+from cyclegan.errors import ConfigError
 from cyclegan.losses import GanMode
 from cyclegan.models import Variant
 from cyclegan.schedule import Policy
+
+__all__ = ["CONF_DIR", "Config", "ConfigError", "TrainerConfig", "group_defaults"]
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 
 class CheckpointUnit(StrEnum):
@@ -25,126 +33,107 @@ class CheckpointUnit(StrEnum):
     step = "step"
 
 
-class ConfigError(ValueError):
-    """A config value that cannot work; the message names the key and the fix."""
-
-
 @dataclass
 class ModelConfig:
-    _target_: str = "cyclegan.models.CycleGAN"
-    variant: Variant = Variant.resnet
-    n_residual_blocks: int = 9
-    ngf: int = 64  # generator width (channels after the first conv)
-    ndf: int = 64  # discriminator width
-    channels: int = 3
-    init_std: float = 0.02
-
-
-@dataclass
-class SyntheticConfig:
-    """Parameters of the built-in dataset, generated into `dataset.root` on first use."""
-
-    _target_: str = "cyclegan.data.synthetic.SyntheticLandscapes"
-    n_train: int = 400
-    n_test: int = 50
-    size: int = II("..img_size")
-    seed: int = 0
+    _target_: str = MISSING
+    variant: Variant = MISSING
+    n_residual_blocks: int = MISSING
+    ngf: int = MISSING  # generator width (channels after the first conv)
+    ndf: int = MISSING  # discriminator width
+    channels: int = MISSING
+    init_std: float = MISSING
 
 
 @dataclass
 class DatasetConfig:
+    _target_: str = MISSING
     name: str = MISSING
     root: str = MISSING
-    img_size: int = 256  # training crop; images are first resized to load_scale * img_size
-    load_scale: float = 1.12
-    flip: bool = True
-    # Name for `python -m cyclegan.data.download`, quoted when the folder is missing.
-    download_name: str | None = None
-    # testA/testB hold the same scenes with the same file names: PSNR/SSIM against ground truth.
-    paired_test: bool = False
-    synthetic: SyntheticConfig | None = None
-    # Decode and resize every training image once and keep it in memory as uint8 (falls back to
-    # reading files, with a warning, if that needs more than cache_max_gb).
-    cache: bool = False
-    cache_max_gb: float = 4.0
+    img_size: int = MISSING
+    load_scale: float = MISSING
+    flip: bool = MISSING
+    download_name: str | None = MISSING
+    paired_test: bool = MISSING
+    synthetic: Any = MISSING  # the built-in set's generator (a `_target_` node) or null
+    cache: bool = MISSING
+    cache_max_gb: float = MISSING
 
 
 @dataclass
 class LossConfig:
-    _target_: str = "cyclegan.losses.CycleGANLoss"
-    gan_mode: GanMode = GanMode.lsgan
-    lambda_cyc: float = 10.0
-    lambda_id: float = 5.0
+    _target_: str = MISSING
+    gan_mode: GanMode = MISSING
+    lambda_cyc: float = MISSING
+    lambda_id: float = MISSING
 
 
 @dataclass
 class OptimConfig:
-    _target_: str = "torch.optim.Adam"
-    _partial_: bool = True
-    lr: float = 2e-4
-    betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
-    weight_decay: float = 0.0
-    fused: bool | None = None  # one fused kernel per update (CPU and CUDA); null: torch's default
-    foreach: bool | None = None
+    _target_: str = MISSING
+    _partial_: bool = MISSING
+    lr: float = MISSING
+    betas: list[float] = MISSING
+    weight_decay: float = MISSING
+    fused: bool | None = MISSING
+    foreach: bool | None = MISSING
 
 
 @dataclass
 class ScheduleConfig:
-    _target_: str = "cyclegan.schedule.LRMultiplier"
-    policy: Policy = Policy.linear
-    n_epochs: int = 200
-    decay_epoch: int = 100
+    _target_: str = MISSING
+    policy: Policy = MISSING
+    n_epochs: int = MISSING
+    decay_epoch: int = MISSING
 
 
 @dataclass
 class TrainerConfig:
-    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    batch_size: int = 1
-    num_workers: int = 0
-    # Cap on steps per epoch (None: one pass over the larger domain), for quick runs and tests.
-    steps_per_epoch: int | None = None
-    buffer_size: int = 50
-    log_every: int = 10  # steps between logged training scalars
-    sample_every: int = 500  # steps between sample grids; 0 disables
-    checkpoint_every: int = 1  # checkpoint_units between checkpoints; 0: only at the end
-    checkpoint_unit: CheckpointUnit = CheckpointUnit.epoch
-    keep_last: int = 3  # numbered checkpoints kept besides last.pt and best.pt
-    eval_every: int = 0  # epochs between evaluations; 0: only at the end
-    # Opt-in FID/KID at each evaluation: needs the Inception weights (downloaded once, then cached).
-    eval_fid: bool = False
-    inception_weights: str | None = None  # a local copy of the weights, for offline machines
-    n_samples: int = 4  # images per domain in a sample grid
-    progress: bool = True  # tqdm bar
-    precision: str = "32"  # 32 | bf16-mixed | 16-mixed (autocast; loss scaling for fp16)
-    compile: bool = False  # torch.compile the four networks for the training step
-    channels_last: bool = False  # NHWC memory format (helps GPU tensor cores; not CPU here)
-    cudnn_benchmark: bool = True  # CUDA: time the conv algorithms once per shape, keep the fastest
-    # auto: DDP when started by torchrun with WORLD_SIZE > 1, else one process | single | ddp
-    # (torchrun's or SLURM's environment). batch_size is per process: global = batch_size x ranks.
-    strategy: str = "auto"
+    """How the loop runs (conf/trainer/default.yaml has every value and what it means)."""
+
+    device: str = MISSING
+    batch_size: int = MISSING
+    num_workers: int = MISSING
+    steps_per_epoch: int | None = MISSING
+    buffer_size: int = MISSING
+    log_every: int = MISSING
+    sample_every: int = MISSING
+    checkpoint_every: int = MISSING
+    checkpoint_unit: CheckpointUnit = MISSING
+    keep_last: int = MISSING
+    eval_every: int = MISSING
+    eval_fid: bool = MISSING
+    inception_weights: str | None = MISSING
+    n_samples: int = MISSING
+    progress: bool = MISSING
+    precision: str = MISSING
+    compile: bool = MISSING
+    channels_last: bool = MISSING
+    cudnn_benchmark: bool = MISSING
+    strategy: str = MISSING
 
 
 @dataclass
 class PathsConfig:
-    data_dir: str = "data"
-    output_dir: str = II("hydra:runtime.output_dir")
+    data_dir: str = MISSING
+    output_dir: str = MISSING
 
 
 @dataclass
 class Config:
+    method: Any = MISSING  # each method option has its own keys
     model: ModelConfig = field(default_factory=ModelConfig)
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    logger: Any = None  # each logger option has its own keys
+    logger: Any = MISSING  # each logger option has its own keys
     paths: PathsConfig = field(default_factory=PathsConfig)
-    seed: int = 0
-    run_name: str = "cyclegan"
-    optimized_metric: str = "eval/psnr_AB"
-    optimized_mode: str = "max"  # max | min: what "best" means for optimized_metric
-    resume: str | None = None  # null | auto (this run dir's last.pt, if any) | PATH
+    seed: int = MISSING
+    run_name: str = MISSING
+    optimized_metric: str = MISSING
+    optimized_mode: str = MISSING  # max | min: what "best" means for optimized_metric
+    resume: str | None = MISSING  # null | auto (this run dir's last.pt, if any) | PATH
 
 
 def register_configs() -> None:
@@ -152,20 +141,57 @@ def register_configs() -> None:
     ConfigStore.instance().store(name="schema", node=Config)
 
 
+SCHEMAS = {"trainer": TrainerConfig, "model": ModelConfig, "loss": LossConfig}
+
+
+def group_defaults(group: str, option: str = "default", **overrides: Any) -> Any:
+    """A group option's values from `conf/<group>/<option>.yaml`, typed by its schema, with
+    `overrides`: for code that builds parts without Hydra (tests, benchmarks, notebooks)."""
+    node = OmegaConf.merge(
+        OmegaConf.structured(SCHEMAS[group]),
+        OmegaConf.load(CONF_DIR / group / f"{option}.yaml"),
+        overrides,
+    )
+    return OmegaConf.to_object(node)
+
+
+# ---------------------------------------------------------------------------- value checks
+
+MAX_IMG_SIZE = 4096  # one 4096 px image is 200 MB as float32 at the input alone
+
+
 def _check(ok: bool, message: str) -> None:
     if not ok:
         raise ConfigError(message)
 
 
-def validate(cfg: DictConfig | Config) -> None:
+def validate(cfg: Any) -> None:
     """Reject unusable values with one line that names the key and what to use instead."""
-    m, d, loss, o, s, t = cfg.model, cfg.dataset, cfg.loss, cfg.optim, cfg.schedule, cfg.trainer
     _check(
-        m.n_residual_blocks >= 1, f"model.n_residual_blocks={m.n_residual_blocks}: use 1 or more"
+        isinstance(cfg.seed, int) and 0 <= cfg.seed < 2**63,
+        f"seed={cfg.seed}: use a non-negative integer (e.g. seed=0)",
+    )
+    _validate_model(cfg.model)
+    _validate_loss_and_optim(cfg.loss, cfg.optim)
+    _validate_schedule(cfg.schedule)
+    _validate_dataset(cfg.dataset)
+    _validate_trainer(cfg.trainer)
+    _check(
+        cfg.optimized_mode in ("max", "min"),
+        f"optimized_mode={cfg.optimized_mode}: use max or min",
+    )
+
+
+def _validate_model(m: Any) -> None:
+    _check(
+        m.n_residual_blocks >= 0, f"model.n_residual_blocks={m.n_residual_blocks}: use 0 or more"
     )
     _check(m.ngf >= 1 and m.ndf >= 1, f"model.ngf={m.ngf}, model.ndf={m.ndf}: widths must be >= 1")
     _check(m.channels >= 1, f"model.channels={m.channels}: must be >= 1")
     _check(m.init_std > 0, f"model.init_std={m.init_std}: must be > 0")
+
+
+def _validate_loss_and_optim(loss: Any, o: Any) -> None:
     _check(loss.lambda_cyc >= 0, f"loss.lambda_cyc={loss.lambda_cyc}: loss weights must be >= 0")
     _check(loss.lambda_id >= 0, f"loss.lambda_id={loss.lambda_id}: loss weights must be >= 0")
     _check(o.lr > 0, f"optim.lr={o.lr}: must be > 0")
@@ -173,20 +199,36 @@ def validate(cfg: DictConfig | Config) -> None:
         len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
         f"optim.betas={list(o.betas)}: give two values in [0, 1), e.g. [0.5,0.999]",
     )
+
+
+def _validate_schedule(s: Any) -> None:
     _check(s.n_epochs >= 1, f"schedule.n_epochs={s.n_epochs}: must be >= 1")
+    if s.policy == Policy.constant:
+        return  # decay_epoch is not used
     _check(
         0 <= s.decay_epoch < s.n_epochs,
         f"schedule.decay_epoch={s.decay_epoch} must be < schedule.n_epochs={s.n_epochs} "
         "(decay starts before the last epoch); lower decay_epoch or raise n_epochs",
     )
+
+
+def _validate_dataset(d: Any) -> None:
     _check(
         d.img_size >= 16 and d.img_size % 4 == 0,
         f"dataset.img_size={d.img_size}: use a multiple of 4 that is >= 16 "
         "(the generator downsamples twice by 2; the discriminator needs room for its patches)",
     )
     _check(
+        d.img_size <= MAX_IMG_SIZE,
+        f"dataset.img_size={d.img_size}: use at most {MAX_IMG_SIZE} (train on crops; "
+        "`python -m cyclegan.translate ... tile=1024` translates larger images)",
+    )
+    _check(
         d.load_scale >= 1.0, f"dataset.load_scale={d.load_scale}: must be >= 1 (resize, then crop)"
     )
+
+
+def _validate_trainer(t: Any) -> None:
     _check(t.batch_size >= 1, f"trainer.batch_size={t.batch_size}: must be >= 1")
     _check(t.num_workers >= 0, f"trainer.num_workers={t.num_workers}: must be >= 0")
     _check(
@@ -207,10 +249,6 @@ def validate(cfg: DictConfig | Config) -> None:
         f"trainer.strategy={t.strategy}: use auto, single or ddp",
     )
     _check(t.keep_last >= 1, f"trainer.keep_last={t.keep_last}: keep at least 1 checkpoint")
-    _check(
-        cfg.optimized_mode in ("max", "min"),
-        f"optimized_mode={cfg.optimized_mode}: use max or min",
-    )
     device = str(t.device)
     _check(
         device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:"),

@@ -1,28 +1,20 @@
-"""Where this process sits in a DDP job, and the few collectives the trainer needs.
+"""Where this process sits in a DDP job: a pure function of the launcher's environment.
 
 `Place.from_env(os.environ)` reads torchrun's variables (RANK, LOCAL_RANK, WORLD_SIZE, MASTER_ADDR,
 MASTER_PORT) or, when those are absent, SLURM's (SLURM_PROCID, SLURM_LOCALID, SLURM_NTASKS, the
 first host of SLURM_JOB_NODELIST, a port derived from SLURM_JOB_ID), or submitit's local executor's
 (SUBMITIT_LOCAL_GLOBALID, ..., which runs the SLURM launcher's tasks on this machine). It is a
 pure function of the mapping, so the mapping is unit-tested without starting processes.
-`session()` joins the process group (gloo on CPU, NCCL on CUDA) and always leaves it, also on
-error.
+What a job does with its place (process group, collectives) is `cyclegan.strategy`'s.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
 
-import torch
-import torch.distributed as dist
-
-from cyclegan.config import ConfigError
+from cyclegan.errors import ConfigError
 
 STRATEGIES = ("auto", "single", "ddp")
 # Port range for SLURM jobs without MASTER_PORT: one port per job id, so two jobs sharing a first
@@ -166,118 +158,3 @@ def gpu_index(local_rank: int, visible: int) -> int:
             "process per GPU (torchrun --nproc_per_node, SLURM tasks_per_node = gpus_per_node)"
         )
     return local_rank
-
-
-def device_for(place: Place, device: torch.device) -> torch.device:
-    """Each rank its own GPU (cuda:LOCAL_RANK); CPU stays CPU."""
-    if not place.distributed:
-        return device
-    if device.type == "cuda":
-        return torch.device("cuda", gpu_index(place.local_rank, torch.cuda.device_count()))
-    if device.type != "cpu":
-        raise ConfigError(
-            f"trainer.strategy=ddp on {device.type} is not supported; use trainer.device=cuda or cpu"
-        )
-    return device
-
-
-@contextlib.contextmanager
-def session(place: Place, device: torch.device, timeout_min: float = 30) -> Iterator[None]:
-    """Join the process group for the job's duration (NCCL on CUDA, gloo on CPU) and always leave
-    it; other ranks log only warnings, so the console shows one copy of each message."""
-    if not place.distributed:
-        yield
-        return
-    root = logging.getLogger()
-    level = root.level
-    # torchrun hosts the rendezvous store itself (env://); SLURM and submitit tasks meet at rank
-    # 0's address and the derived port.
-    init = (
-        "env://" if place.source == "torchrun" else f"tcp://{place.master_addr}:{place.master_port}"
-    )
-    try:
-        if not place.is_main:
-            root.setLevel(logging.WARNING)
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group(
-            "nccl" if device.type == "cuda" else "gloo",
-            init_method=init,
-            rank=place.rank,
-            world_size=place.world_size,
-            timeout=timedelta(minutes=timeout_min),
-            **({"device_id": device} if device.type == "cuda" else {}),
-        )
-        try:
-            yield
-        finally:
-            dist.destroy_process_group()
-    finally:
-        root.setLevel(level)
-
-
-def wrap_ddp(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
-    """DistributedDataParallel on this rank's device; wrapping broadcasts rank 0's weights."""
-    from torch.nn.parallel import DistributedDataParallel
-
-    ids = [device.index if device.index is not None else 0] if device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids)
-
-
-def barrier(place: Place) -> None:
-    if place.distributed:
-        dist.barrier()
-
-
-@contextlib.contextmanager
-def main_first(place: Place) -> Iterator[None]:
-    """Rank 0 runs the block first (e.g. renders the dataset), the others after it is done."""
-    if not place.is_main:
-        barrier(place)
-    yield
-    if place.is_main:
-        barrier(place)
-
-
-def broadcast_object(place: Place, value: Any) -> Any:
-    """Rank 0's `value` on every rank (e.g. its Hydra output directory)."""
-    if not place.distributed:
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
-def gather_objects(place: Place, value: Any) -> list[Any] | None:
-    """Every rank's `value` (CPU tensors and primitives), in rank order, on rank 0; None elsewhere."""
-    if not place.distributed:
-        return [value]
-    out: list[Any] | None = [None] * place.world_size if place.is_main else None
-    dist.gather_object(value, out, dst=0)
-    return out
-
-
-def reduce_step(
-    place: Place,
-    losses: dict[str, torch.Tensor],
-    signum: int | None,
-    signals: tuple[int, ...],
-) -> tuple[dict[str, float], int | None]:
-    """Mean of each loss over the ranks, and the stop signal any rank received, in one all_reduce.
-
-    The tensor carries the losses followed by one counter per stop signal, so every rank sees the
-    same numbers and the same decision: all stop after the same step, and a NaN on one rank stops
-    them all.
-    """
-    if not place.distributed:
-        return {k: float(v) for k, v in losses.items()}, signum
-    keys = list(losses)
-    flags = [float(signum == s) for s in signals]
-    device = next(iter(losses.values())).device
-    packed = torch.stack([losses[k].detach().float().reshape(()) for k in keys])
-    packed = torch.cat([packed, torch.tensor(flags, device=device)])
-    dist.all_reduce(packed, op=dist.ReduceOp.SUM)
-    values = packed.tolist()
-    mean = {k: v / place.world_size for k, v in zip(keys, values, strict=False)}
-    received = [s for s, count in zip(signals, values[len(keys) :], strict=True) if count > 0]
-    return mean, received[0] if received else None

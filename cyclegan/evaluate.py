@@ -20,17 +20,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from cyclegan.checkpoint import CheckpointError
-from cyclegan.cli import atomic_write, boolean, run_command
+from cyclegan.cli import boolean, run_command
+from cyclegan.data.builders import load_test_images, prepare_dataset, synthetic_from_config
 from cyclegan.data.folder import DatasetNotFoundError, UnreadableImageError
-from cyclegan.evaluation import (
-    InceptionUnavailableError,
-    TranslationEvaluator,
-    format_evaluation,
-    load_inception,
-    load_split_images,
-)
+from cyclegan.evaluation.distribution import InceptionUnavailableError, load_inception
+from cyclegan.evaluation.evaluator import TranslationEvaluator
+from cyclegan.evaluation.paired import PairedEvaluator
+from cyclegan.evaluation.report import format_evaluation
+from cyclegan.files import atomic_write
 from cyclegan.importers import Direction, Format, build_generator, read_weights
+from cyclegan.runtime import resolve_device
 
 # Named, not __name__: under `python -m cyclegan.evaluate` that is "__main__", outside our handler.
 log = logging.getLogger("cyclegan.evaluate")
@@ -39,17 +41,51 @@ log = logging.getLogger("cyclegan.evaluate")
 def _dataset_config(
     config: dict[str, Any], data: str | None, img_size: int | None, paired: bool | None
 ) -> dict[str, Any]:
-    """The dataset keys `run.build_evaluation` reads: from the checkpoint, overridden by flags."""
+    """The dataset keys evaluation reads: from the checkpoint, overridden by flags."""
     from_ckpt = dict(config.get("dataset") or {}) if data is None else {}
     if data is None and not from_ckpt:
         raise ValueError("this file does not record its dataset; pass data=<dataset folder>")
-    dataset = {
+    return {
         "root": data or from_ckpt["root"],
         "img_size": img_size or from_ckpt.get("img_size") or 256,
         "paired_test": from_ckpt.get("paired_test", False) if paired is None else paired,
-        "synthetic": from_ckpt.get("synthetic"),
+        "synthetic": synthetic_from_config(from_ckpt.get("synthetic")),
     }
-    return dataset
+
+
+def _load_generators(
+    weights: Any, direction: str | None, device: torch.device, ckpt: str | Path
+) -> dict[str, Any]:
+    """{"AtoB": G or None, "BtoA": G or None}: both directions of a training checkpoint (or the
+    one asked for), the single generator of any other file."""
+    if weights.format is Format.checkpoint:
+        wanted = [Direction(direction)] if direction else list(Direction)
+    else:
+        wanted = [None]  # the one generator the file holds
+    generators: dict[str, Any] = {"AtoB": None, "BtoA": None}
+    for d in wanted:
+        loaded = build_generator(weights, d if d is not None else direction)
+        if loaded.direction is None:
+            raise ValueError(
+                f"'{ckpt}' does not say which direction its generator translates; pass direction="
+            )
+        generators[str(loaded.direction)] = loaded.generator.to(device)
+    return generators
+
+
+def _feature_extractor(
+    fid: bool, extractor: Any, inception_weights: str | None
+) -> tuple[Any, str | None]:
+    """(the FID/KID feature network or None, why it is missing)."""
+    if not fid:
+        return None, "fid=false"
+    if extractor is not None:
+        return extractor, None
+    try:
+        return load_inception(inception_weights), None
+    except InceptionUnavailableError as exc:
+        log.warning("%s; reporting the paired metrics only", exc)
+        return None, str(exc)
 
 
 def evaluate(
@@ -69,67 +105,36 @@ def evaluate(
 
     `extractor` replaces the Inception network (any module: uint8 (B, 3, H, W) -> (B, D)).
     """
-    from omegaconf import OmegaConf
-
-    from cyclegan.run import build_evaluation, prepare_dataset
-    from cyclegan.trainer import resolve_device
-
     weights = read_weights(ckpt, fmt)
-    config = weights.meta.get("config") or {}
-    dataset = _dataset_config(config, data, img_size, paired)
-    root = prepare_dataset(OmegaConf.create(dataset))  # regenerates the built-in set if missing
+    dataset = _dataset_config(weights.meta.get("config") or {}, data, img_size, paired)
+    root = prepare_dataset(dataset["root"], dataset["synthetic"])  # regenerates the built-in set
     dev = resolve_device(device)
-
-    if weights.format is Format.checkpoint:
-        wanted = [Direction(direction)] if direction else list(Direction)
-    else:
-        wanted = [None]  # the one generator the file holds
-    generators: dict[str, Any] = {"AtoB": None, "BtoA": None}
-    for d in wanted:
-        loaded = build_generator(weights, d if d is not None else direction)
-        if loaded.direction is None:
-            raise ValueError(
-                f"'{ckpt}' does not say which direction its generator translates; pass direction="
-            )
-        generators[str(loaded.direction)] = loaded.generator.to(dev)
-
-    paired_eval, _ = build_evaluation(OmegaConf.create(dataset), root, n_samples=1)
-    if paired_eval is not None:
-        test_A, test_B = paired_eval.test_A, paired_eval.test_B
-    else:
-        test_A, test_B = load_split_images(root, dataset["img_size"])
-
-    skipped = None
-    if fid and extractor is None:
-        try:
-            extractor = load_inception(inception_weights)
-        except InceptionUnavailableError as exc:
-            skipped = str(exc)
-            log.warning("%s; reporting the paired metrics only", exc)
-    if paired_eval is None and not (fid and extractor is not None):
+    generators = _load_generators(weights, direction, dev, ckpt)
+    test = load_test_images(root, dataset["img_size"], dataset["paired_test"])
+    extractor, skipped = _feature_extractor(fid, extractor, inception_weights)
+    if not test.paired and extractor is None:
         raise ValueError(
             f"nothing to report: the test split in '{root}' has no ground truth (paired=false) and "
-            f"FID/KID are off or unavailable ({skipped or 'fid=false'})"
+            f"FID/KID are off or unavailable ({skipped})"
         )
+    paired_eval = (
+        PairedEvaluator(test.A, test.B, test.mean_A, test.mean_B, batch_size)
+        if test.paired
+        else None
+    )
     evaluator = TranslationEvaluator(
-        test_A,
-        test_B,
-        paired_eval,
-        extractor if fid else None,
-        batch_size=batch_size,
-        device=dev,
-        report_kid_std=True,
+        test.A, test.B, paired_eval, extractor, batch_size, dev, report_kid_std=True
     )
     metrics = evaluator(generators["AtoB"], generators["BtoA"])
     return {
         "ckpt": str(ckpt),
         "data": str(root),
         "img_size": dataset["img_size"],
-        "paired": paired_eval is not None,
-        "n_test": {"A": int(test_A.shape[0]), "B": int(test_B.shape[0])},
+        "paired": test.paired,
+        "n_test": {"A": int(test.A.shape[0]), "B": int(test.B.shape[0])},
         "metrics": metrics,
         "baselines": evaluator.baselines,
-        "fid_skipped": skipped,
+        "fid_skipped": skipped if fid else None,
     }
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from cyclegan.checkpoint import CheckpointError
-from cyclegan.cli import atomic_write, run_command
+from cyclegan.cli import run_command
+from cyclegan.files import atomic_write
 from cyclegan.importers import (
     EXPORT_FORMAT,
     Direction,

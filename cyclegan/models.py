@@ -86,8 +86,8 @@ class Generator(nn.Module):
         upsampling: str = "nearest",
     ) -> None:
         super().__init__()
-        if n_residual_blocks < 1:
-            raise ValueError(f"n_residual_blocks must be >= 1, got {n_residual_blocks}")
+        if n_residual_blocks < 0:
+            raise ValueError(f"n_residual_blocks must be >= 0, got {n_residual_blocks}")
         if upsampling not in ("nearest", "transposed"):
             raise ValueError(f"upsampling must be 'nearest' or 'transposed', got {upsampling!r}")
         self.channels = channels

@@ -24,6 +24,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from cyclegan.evaluation.ranking import lower_is_better
 from cyclegan.plugins import experiment_settings, missing_plugin_message
 from cyclegan.run_identity import sweep_group
 
@@ -113,11 +114,6 @@ def label_jobs(jobs: list[Job]) -> None:
 
 
 # ---------------------------------------------------------------------------- ranking
-
-
-def lower_is_better(metric: str) -> bool:
-    """Direction when the jobs' config does not say: FID/KID/LPIPS, losses and times go down."""
-    return any(word in metric.lower() for word in ("fid", "kid", "lpips", "loss", "time"))
 
 
 def ranking_rule(jobs: list[Job], metric: str | None, mode: str | None) -> tuple[str, str]:

@@ -34,9 +34,11 @@ from PIL import Image
 from torch.nn import functional as F
 
 from cyclegan.checkpoint import CheckpointError
-from cyclegan.cli import atomic_write, run_command
+from cyclegan.cli import run_command
 from cyclegan.data.folder import UnreadableImageError, is_image_file, load_rgb
+from cyclegan.files import atomic_write
 from cyclegan.importers import Format, load_generator
+from cyclegan.runtime import resolve_device
 
 # Named, not __name__: under `python -m cyclegan.translate` that is "__main__", outside our handler.
 log = logging.getLogger("cyclegan.translate")
@@ -320,7 +322,6 @@ def translate(
     **overrides: object,
 ) -> Report:
     """Translate `inputs` into `output` (mirrored tree) with the generator in `ckpt`."""
-    from cyclegan.trainer import resolve_device  # same `auto` rule as training
 
     output = Path(output)
     root, files = collect_inputs(inputs, exclude=output)

@@ -15,8 +15,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from cyclegan.config import ConfigError
-from cyclegan.logging import FileLogger
+from cyclegan.errors import ConfigError
+from cyclegan.evaluation.ranking import lower_is_better
+from cyclegan.loggers import FileLogger
 from cyclegan.run_identity import hydra_identity
 
 log = logging.getLogger(__name__)
@@ -27,8 +28,7 @@ MODES = ("offline", "online", "disabled")
 def _summary_rule(key: str) -> str | None:
     """What W&B keeps in a metric's summary: the best value where "best" has a direction."""
     if key.startswith("eval/"):
-        lower_is_better = any(word in key for word in ("fid", "kid", "lpips"))
-        return "min,last" if lower_is_better else "max,last"
+        return "min,last" if lower_is_better(key) else "max,last"
     if key.startswith("time/"):
         return "mean"
     return None

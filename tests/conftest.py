@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from cyclegan.config import register_configs
+from cyclegan.config import group_defaults, register_configs
+from cyclegan.losses import CycleGANLoss
+from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
+from cyclegan.models import CycleGAN
+from cyclegan.schedule import LRMultiplier
+from cyclegan.strategy import SingleProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -60,3 +68,30 @@ def compose_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
 
         yield _compose
     GlobalHydra.instance().clear()
+
+
+def make_method(
+    lambda_id: float = 5.0,
+    dtype: torch.dtype = torch.float32,
+    strategy: SingleProcess | None = None,
+    **trainer_options: Any,
+) -> CycleGANMethod:
+    """A tiny CycleGAN method (1 block, width 8) with the trainer group's defaults plus options."""
+    torch.manual_seed(0)
+    options = group_defaults("trainer", progress=False, device="cpu", **trainer_options)
+    return CycleGANMethod(
+        CycleGAN("resnet", n_residual_blocks=1, ngf=8, ndf=8).to(dtype),
+        CycleGANLoss(lambda_id=lambda_id),
+        partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)),
+        LRMultiplier("linear", 4, 2),
+        torch.device("cpu"),
+        buffer_size=options.buffer_size,
+        precision=options.precision,
+        compile=options.compile,
+        channels_last=options.channels_last,
+        strategy=strategy,
+    )
+
+
+def as_batch(real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:
+    return {"A": real_A, "B": real_B}

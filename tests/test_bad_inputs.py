@@ -17,7 +17,8 @@ from cyclegan import checkpoint as checkpoint_module
 from cyclegan.checkpoint import CheckpointError, CheckpointWriteError, load_checkpoint
 from cyclegan.config import ConfigError
 from cyclegan.data.folder import DatasetNotFoundError
-from cyclegan.run import OutputDirError, train
+from cyclegan.exit_policy import OutputDirError
+from cyclegan.training import train
 
 from .conftest import TINY
 

@@ -34,7 +34,7 @@ def test_baseline_and_optimized_modes_do_the_same_math() -> None:
 
 def test_mode_knobs_reach_the_trainer_and_typos_are_refused() -> None:
     t = train_step.make_trainer(32, 1, 1, torch.device("cpu"), "optimized+bf16+cl")
-    assert t.amp_dtype == torch.bfloat16 and t.options.channels_last
+    assert t.precision.dtype == torch.bfloat16 and t.memory_format == torch.channels_last
     with pytest.raises(SystemExit, match=r"unknown mode option.*'fast'"):
         train_step.make_trainer(32, 1, 1, torch.device("cpu"), "optimized+fast")
 

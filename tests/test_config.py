@@ -15,11 +15,15 @@ from cyclegan.data.synthetic import SyntheticLandscapes
 from cyclegan.losses import CycleGANLoss
 from cyclegan.models import CycleGAN
 from cyclegan.schedule import LRMultiplier
+from cyclegan.strategy import SingleProcess
 
 from .conftest import CONF
 
-GROUPS = ["model", "dataset", "loss", "optim", "schedule", "trainer", "logger"]
-OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
+GROUPS = ["method", "model", "dataset", "loss", "optim", "schedule", "trainer", "logger", "recipe"]
+# Files starting with "_" are what the options of a group extend, not options.
+OPTIONS = [
+    (g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml")) if p.stem[0] != "_"
+]
 
 
 def test_every_group_has_options() -> None:
@@ -39,9 +43,16 @@ def test_every_group_has_options() -> None:
 def test_every_option_composes_and_instantiates(
     group: str, option: str, compose_cfg, tmp_path: Path
 ) -> None:
-    cfg = compose_cfg(f"{group}={option}")
+    extra = [f"dataset.root={tmp_path / 'mine'}"] if option == "folder" else []
+    cfg = compose_cfg(f"{group}={option}", *extra)
     validate(cfg)
-    if group == "model":
+    if group == "method":
+        from cyclegan.methods.base import TrainingMethod
+        from cyclegan.training import build_method
+
+        method = build_method(cfg, torch.device("cpu"), SingleProcess())
+        assert isinstance(method, TrainingMethod) and method.translators()
+    elif group == "model":
         model = instantiate(cfg.model)
         assert isinstance(model, CycleGAN)
         assert model.variant == cfg.model.variant
@@ -65,6 +76,8 @@ def test_every_option_composes_and_instantiates(
         if option == "synthetic":
             assert isinstance(instantiate(cfg.dataset.synthetic), SyntheticLandscapes)
             assert cfg.dataset.paired_test
+        elif option == "folder":
+            assert cfg.dataset.root == str(tmp_path / "mine") and cfg.dataset.download_name is None
         else:
             assert cfg.dataset.synthetic is None
             assert cfg.dataset.download_name in Path(cfg.dataset.root).name
@@ -132,7 +145,7 @@ def test_unknown_option_fails(compose_cfg) -> None:
 @pytest.mark.parametrize(
     ("override", "key"),
     [
-        ("model.n_residual_blocks=0", "model.n_residual_blocks"),
+        ("model.n_residual_blocks=-1", "model.n_residual_blocks"),
         ("model.ngf=0", "model.ngf"),
         ("loss.lambda_cyc=-1", "loss.lambda_cyc"),
         ("loss.lambda_id=-0.5", "loss.lambda_id"),

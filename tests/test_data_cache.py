@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from hydra.utils import instantiate
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from cyclegan.data.builders import build_train_loader
 from cyclegan.data.folder import UnpairedImageDataset, UnreadableImageError
 from cyclegan.data.sampling import EpochSampler
 from cyclegan.data.transforms import (
@@ -19,7 +21,6 @@ from cyclegan.data.transforms import (
     resize_to_uint8,
     train_transform,
 )
-from cyclegan.run import build_train_loader
 
 IMG, SCALE = 16, 1.12  # resized short side: 17, so every crop has 2 offsets per axis
 
@@ -159,8 +160,8 @@ def test_config_switches_the_training_loader_to_the_cache(compose_cfg, tmp_path:
     root = make_dataset(tmp_path / "data")
     cfg = compose_cfg(f"dataset.img_size={IMG}")
     assert cfg.dataset.cache is True  # the built-in dataset caches by default
-    assert build_train_loader(cfg.dataset, cfg.trainer, root, 0).dataset.cached
+    assert build_train_loader(instantiate(cfg.dataset), root, 1, 0, 0).dataset.cached
     cfg = compose_cfg(f"dataset.img_size={IMG}", "dataset.cache=false")
-    assert not build_train_loader(cfg.dataset, cfg.trainer, root, 0).dataset.cached
+    assert not build_train_loader(instantiate(cfg.dataset), root, 1, 0, 0).dataset.cached
     for name in ("horse2zebra", "monet2photo"):
         assert compose_cfg(f"dataset={name}").dataset.cache is False

@@ -15,7 +15,6 @@ import socket
 import subprocess
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -23,7 +22,7 @@ import torch
 import torch.multiprocessing as mp
 
 from cyclegan.checkpoint import load_checkpoint
-from cyclegan.config import ConfigError, TrainerConfig
+from cyclegan.config import ConfigError
 from cyclegan.data.sampling import EpochSampler
 from cyclegan.distributed import (
     Place,
@@ -31,18 +30,15 @@ from cyclegan.distributed import (
     first_host,
     gpu_index,
     rank_seed,
-    reduce_step,
     resolve_place,
-    session,
 )
-from cyclegan.logging import NullLogger
-from cyclegan.losses import CycleGANLoss
-from cyclegan.models import CycleGAN
-from cyclegan.run import main, train
-from cyclegan.schedule import LRMultiplier
-from cyclegan.trainer import Preempted, Trainer
+from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
+from cyclegan.signals import Preempted
+from cyclegan.strategy import SingleProcess, strategy_for
+from cyclegan.training import main, train
+from cyclegan.training_state import unpack
 
-from .conftest import ROOT, TINY
+from .conftest import ROOT, TINY, as_batch, make_method
 from .test_resume import assert_same_weights
 
 # ------------------------------------------------------------------ the process's place
@@ -161,7 +157,7 @@ def test_shards_are_disjoint_equal_and_cover_the_epoch(n: int) -> None:
 
 def test_single_process_reduction_is_the_identity() -> None:
     losses = {"loss_G": torch.tensor(2.5), "loss_D": torch.tensor(0.25)}
-    assert reduce_step(Place(), losses, None, (signal.SIGTERM,)) == (
+    assert SingleProcess(Place()).reduce_step(losses, None, (signal.SIGTERM,)) == (
         {"loss_G": 2.5, "loss_D": 0.25},
         None,
     )
@@ -172,20 +168,8 @@ def test_single_process_reduction_is_the_identity() -> None:
 
 def make_trainer(
     run_dir: Path, place: Place | None = None, dtype: torch.dtype = torch.float32
-) -> Trainer:
-    torch.manual_seed(0)
-    model = CycleGAN("resnet", n_residual_blocks=1, ngf=8, ndf=8).to(dtype)
-    return Trainer(
-        model,
-        CycleGANLoss(),
-        partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)),
-        LRMultiplier("linear", 4, 2),
-        TrainerConfig(progress=False, device="cpu"),
-        torch.device("cpu"),
-        run_dir,
-        NullLogger(),
-        place=place,
-    )
+) -> CycleGANMethod:
+    return make_method(dtype=dtype, strategy=strategy_for(place or Place()))
 
 
 def global_batch(n: int = 4, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
@@ -197,7 +181,7 @@ def global_batch(n: int = 4, size: int = 32) -> tuple[torch.Tensor, torch.Tensor
     )  # type: ignore[return-value]
 
 
-def grads_of(trainer: Trainer) -> dict[str, torch.Tensor]:
+def grads_of(trainer: CycleGANMethod) -> dict[str, torch.Tensor]:
     return {k: p.grad.clone() for k, p in trainer.model.named_parameters()}
 
 
@@ -205,13 +189,14 @@ def _grad_worker(rank: int, world: int, port: int, out: Path) -> None:
     torch.set_num_threads(1)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     place = Place(rank=rank, local_rank=rank, world_size=world, master_port=port, source="torchrun")
-    with session(place, torch.device("cpu")):
+    strategy = strategy_for(place)
+    with strategy.session(torch.device("cpu")):
         trainer = make_trainer(out / f"rank{rank}", place, torch.float64)
         real_A, real_B = global_batch()
         per_rank = real_A.shape[0] // world
         mine = slice(rank * per_rank, (rank + 1) * per_rank)
-        losses = trainer.training_step(real_A[mine], real_B[mine])
-        reduced, _ = reduce_step(place, losses, None, ())
+        losses = trainer.training_step(as_batch(real_A[mine], real_B[mine]))
+        reduced, _ = strategy.reduce_step(losses, None, ())
         torch.save(
             {"grads": grads_of(trainer), "weights": trainer.model.state_dict(), "losses": reduced},
             out / f"rank{rank}.pt",
@@ -231,7 +216,7 @@ def test_ddp_gradients_equal_one_process_over_the_global_batch(tmp_path: Path) -
     mp.spawn(_grad_worker, args=(2, free_port(), tmp_path), nprocs=2, join=True)
     ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
     single = make_trainer(tmp_path / "single", dtype=torch.float64)
-    losses = single.training_step(*global_batch())
+    losses = single.training_step(as_batch(*global_batch()))
     expected = grads_of(single)
     assert expected.keys() == ranks[0]["grads"].keys()
     assert {k.split(".")[0] for k in expected} == {"G_AB", "G_BA", "D_A", "D_B"}
@@ -334,7 +319,7 @@ def test_ddp_run_writes_outputs_on_rank_0_only(ddp_run: Path) -> None:
 def test_ddp_checkpoint_loads_in_one_process(ddp_run: Path, compose_cfg, tmp_path: Path) -> None:
     state = load_checkpoint(ddp_run / "checkpoints" / "last.pt")
     trainer = make_trainer(tmp_path)
-    trainer.load_state_dict(state)
+    unpack(state, trainer, SingleProcess())  # what resuming does: shared state, then rank 0's
     assert_same_weights(trainer.model.state_dict(), state["model"])  # the plain, unwrapped keys
     assert torch.equal(
         torch.stack(trainer.buffer_A.images), state["ranks"][0]["buffers"]["A"]["images"]
@@ -424,14 +409,15 @@ def test_preemption_hands_the_signal_to_the_previous_handler_after_saving(
     def launcher_handler(signum: int, frame: object) -> None:
         seen.append((signum, (tmp_path / "run" / "checkpoints" / "last.pt").is_file()))
 
-    real_step = Trainer.training_step
+    real_step = CycleGANMethod.training_step
+    steps = iter(range(100))
 
-    def step_then_signal(self, real_A, real_B):
-        if self.state.step == 1:
+    def step_then_signal(self, batch):
+        if next(steps) == 1:
             os.kill(os.getpid(), signal.SIGUSR2)
-        return real_step(self, real_A, real_B)
+        return real_step(self, batch)
 
-    monkeypatch.setattr(Trainer, "training_step", step_then_signal)
+    monkeypatch.setattr(CycleGANMethod, "training_step", step_then_signal)
     previous = signal.signal(signal.SIGUSR2, launcher_handler)
     try:
         with pytest.raises(SystemExit) as stop:

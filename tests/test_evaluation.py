@@ -13,18 +13,19 @@ from hydra.core.global_hydra import GlobalHydra
 from scipy import linalg
 from torch import nn
 
-from cyclegan import evaluation
 from cyclegan.config import register_configs
 from cyclegan.evaluate import evaluate, main
-from cyclegan.evaluation import (
+from cyclegan.evaluation import distribution as evaluation
+from cyclegan.evaluation import evaluator as evaluator_module
+from cyclegan.evaluation.distribution import (
     DistributionMetrics,
     InceptionUnavailableError,
-    TranslationEvaluator,
     load_inception,
-    lower_is_better,
 )
-from cyclegan.metrics import score
-from cyclegan.run import train
+from cyclegan.evaluation.evaluator import TranslationEvaluator
+from cyclegan.evaluation.paired import score
+from cyclegan.evaluation.ranking import lower_is_better
+from cyclegan.training import train
 
 from .conftest import CONF, TINY
 
@@ -116,7 +117,7 @@ def test_pipeline_with_a_small_extractor() -> None:
     torch.manual_seed(0)
     test_A = torch.rand(12, 3, 16, 16) * 2 - 1
     test_B = (test_A + 0.5).clamp(-1, 1)  # the "true translation" is a brightening
-    from cyclegan.metrics import PairedEvaluator
+    from cyclegan.evaluation.paired import PairedEvaluator
 
     paired = PairedEvaluator(
         test_A, test_B, test_A.mean(0, keepdim=True), test_B.mean(0, keepdim=True)
@@ -173,7 +174,7 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         initialize_config_dir(config_dir=str(CONF), version_base="1.3"),
         pytest.MonkeyPatch.context() as patch,
     ):
-        patch.setattr(evaluation, "load_inception", lambda weights=None: TinyExtractor())
+        patch.setattr(evaluator_module, "load_inception", lambda weights=None: TinyExtractor())
         cfg = compose(
             config_name="config",
             overrides=[

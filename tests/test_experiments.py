@@ -17,8 +17,8 @@ from torch import nn
 
 from cyclegan import plugins
 from cyclegan.config import register_configs, validate
-from cyclegan.run import train
 from cyclegan.sweep import describe_grid, main
+from cyclegan.training import train
 
 from .conftest import CONF, ROOT
 

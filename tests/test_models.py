@@ -113,7 +113,7 @@ def test_init_is_normal_0_002_with_zero_bias() -> None:
 
 def test_bad_arguments_raise() -> None:
     with pytest.raises(ValueError, match="n_residual_blocks"):
-        Generator(3, 64, 0)
+        Generator(3, 64, -1)  # 0 blocks is allowed, as in both references
     with pytest.raises(ValueError, match="upsampling"):
         Generator(3, 64, 1, upsampling="bilinear")
     with pytest.raises(ValueError, match="'resnet' or 'paper'"):

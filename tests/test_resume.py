@@ -15,8 +15,9 @@ import pytest
 import torch
 
 from cyclegan.checkpoint import CheckpointError, load_checkpoint
-from cyclegan.run import train
-from cyclegan.trainer import NonFiniteLossError, Trainer
+from cyclegan.loop import NonFiniteLossError
+from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
+from cyclegan.training import train
 
 from .conftest import ROOT, TINY
 
@@ -141,17 +142,18 @@ def test_retention_keeps_last_k_plus_last_and_best(compose_cfg, tmp_path: Path) 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(
     compose_cfg, tmp_path: Path, monkeypatch
 ) -> None:
-    real_step = Trainer.training_step
+    real_step = CycleGANMethod.training_step
+    steps = iter(range(100))
 
-    def poisoned(self, real_A, real_B):
-        losses = real_step(self, real_A, real_B)
-        if self.state.step == 2:  # the third step: corrupt the weights and the loss
+    def poisoned(self, batch):
+        losses = real_step(self, batch)
+        if next(steps) == 2:  # the third step: corrupt the weights and the loss
             with torch.no_grad():
                 next(self.model.G_AB.parameters()).fill_(float("nan"))
             losses["loss_cycle"] = torch.tensor(float("nan"))
         return losses
 
-    monkeypatch.setattr(Trainer, "training_step", poisoned)
+    monkeypatch.setattr(CycleGANMethod, "training_step", poisoned)
     with pytest.raises(NonFiniteLossError, match=r"step 3: loss_cycle=nan"):
         train(compose_cfg(*TINY, "trainer.checkpoint_unit=step", "trainer.checkpoint_every=1"))
     last = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")

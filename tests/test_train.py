@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from cyclegan.checkpoint import load_checkpoint
-from cyclegan.run import train
+from cyclegan.training import train
 
 from .conftest import ROOT, TINY
 

@@ -3,33 +3,18 @@ batched generator passes compute the same numbers as separate ones."""
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 import pytest
 import torch
 
-from cyclegan.config import TrainerConfig
-from cyclegan.logging import NullLogger
-from cyclegan.losses import CycleGANLoss
-from cyclegan.models import CycleGAN
-from cyclegan.schedule import LRMultiplier
-from cyclegan.trainer import Trainer
+from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
+
+from .conftest import as_batch, make_method
 
 
-def make_trainer(tmp_path: Path, lambda_id: float = 5.0) -> Trainer:
-    torch.manual_seed(0)
-    model = CycleGAN("resnet", n_residual_blocks=1, ngf=8, ndf=8)
-    return Trainer(
-        model,
-        CycleGANLoss(lambda_id=lambda_id),
-        partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)),
-        LRMultiplier("linear", 4, 2),
-        TrainerConfig(progress=False),
-        torch.device("cpu"),
-        tmp_path,
-        NullLogger(),
-    )
+def make_trainer(tmp_path: Path, lambda_id: float = 5.0) -> CycleGANMethod:
+    return make_method(lambda_id=lambda_id)
 
 
 def batch(n: int = 2, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
@@ -42,7 +27,7 @@ def batch(n: int = 2, size: int = 32) -> tuple[torch.Tensor, torch.Tensor]:
 def test_step_updates_all_four_networks_and_returns_named_losses(tmp_path: Path) -> None:
     trainer = make_trainer(tmp_path)
     before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
-    losses = trainer.training_step(*batch())
+    losses = trainer.training_step(as_batch(*batch()))
     assert set(losses) == {
         "loss_G",
         "loss_GAN",
@@ -75,7 +60,7 @@ def test_discriminators_get_no_gradient_from_the_generator_update(tmp_path: Path
         return original_step(*args, **kwargs)
 
     trainer.opt_G.step = spy_step
-    trainer.training_step(*batch())
+    trainer.training_step(as_batch(*batch()))
     assert all(g is None for g in seen["D_grads"])
     assert all(g is not None for g in seen["G_grads"])
     assert all(p.requires_grad for p in trainer.model.D_A.parameters())  # unfrozen again for D
@@ -101,7 +86,7 @@ def test_step_matches_the_seed_formulation(tmp_path: Path) -> None:
         fake_B, fake_A = m.G_AB(real_A), m.G_BA(real_B)
         loss_GAN = (crit.gan(m.D_B(fake_B), True) + crit.gan(m.D_A(fake_A), True)) / 2
         loss_cycle = (crit.cycle(m.G_BA(fake_B), real_A) + crit.cycle(m.G_AB(fake_A), real_B)) / 2
-    losses = trainer.training_step(real_A, real_B)
+    losses = trainer.training_step(as_batch(real_A, real_B))
     torch.testing.assert_close(losses["loss_identity"], loss_id, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(losses["loss_GAN"], loss_GAN, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(losses["loss_cycle"], loss_cycle, atol=1e-6, rtol=1e-5)
@@ -109,7 +94,7 @@ def test_step_matches_the_seed_formulation(tmp_path: Path) -> None:
 
 def test_zero_identity_weight_skips_the_identity_pass(tmp_path: Path) -> None:
     trainer = make_trainer(tmp_path, lambda_id=0.0)
-    losses = trainer.training_step(*batch())
+    losses = trainer.training_step(as_batch(*batch()))
     assert losses["loss_identity"].item() == 0.0
     torch.testing.assert_close(losses["loss_G"], losses["loss_GAN"] + 10 * losses["loss_cycle"])
 
@@ -124,24 +109,15 @@ def test_discriminator_step_equals_separate_real_and_fake_calls(tmp_path: Path) 
     torch.testing.assert_close(loss, expected, atol=1e-6, rtol=1e-5)
 
 
-def make_variant(tmp_path: Path, **options) -> Trainer:
-    torch.manual_seed(0)
-    model = CycleGAN("resnet", n_residual_blocks=1, ngf=8, ndf=8)
-    return Trainer(
-        model,
-        CycleGANLoss(),
-        partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)),
-        LRMultiplier("linear", 4, 2),
-        TrainerConfig(progress=False, **options),
-        torch.device("cpu"),
-        tmp_path,
-        NullLogger(),
-    )
+def make_variant(tmp_path: Path, **options) -> CycleGANMethod:
+    return make_method(**options)
 
 
-def two_steps(trainer: Trainer) -> list[dict[str, float]]:
+def two_steps(trainer: CycleGANMethod) -> list[dict[str, float]]:
     a, b = batch()
-    return [{k: float(v) for k, v in trainer.training_step(a, b).items()} for _ in range(2)]
+    return [
+        {k: float(v) for k, v in trainer.training_step(as_batch(a, b)).items()} for _ in range(2)
+    ]
 
 
 def test_channels_last_matches_the_default_layout(tmp_path: Path) -> None:

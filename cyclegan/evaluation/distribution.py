@@ -1,4 +1,4 @@
-"""FID and KID of translated images (torchmetrics), beside the paired PSNR/SSIM of `cyclegan.metrics`.
+"""FID and KID of translated images (torchmetrics), beside the paired PSNR/SSIM of `.paired`.
 
 FID and KID compare the distribution of G_AB(test A) with the real test B images (and G_BA(test B)
 with test A) in the feature space of an image network, so they need no ground truth and work on
@@ -16,17 +16,12 @@ input against the target domain) gives the scale a model should beat.
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
-
-from cyclegan.data.folder import ImageFolderDataset, find_split_dirs
-from cyclegan.data.transforms import eval_transform
-from cyclegan.metrics import PairedEvaluator, format_report, score
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +30,10 @@ INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = (
     f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
 )
-LOWER_IS_BETTER = ("fid", "kid")
 
 
 class InceptionUnavailableError(RuntimeError):
     """The Inception weights are neither cached nor downloadable (offline), or torch-fidelity is missing."""
-
-
-def lower_is_better(key: str) -> bool:
-    """`eval/fid_AB`, `eval/kid_BA`: lower is better; PSNR/SSIM and the rest: higher is better."""
-    return key.rsplit("/", 1)[-1].startswith(LOWER_IS_BETTER)
 
 
 def inception_cache_path() -> Path:
@@ -168,138 +157,3 @@ def extract_features(
         for chunk in images.split(batch_size)
     ]
     return torch.cat(out)
-
-
-@torch.no_grad()
-def translate_images(generator: nn.Module, images: torch.Tensor, batch_size: int) -> torch.Tensor:
-    """G(images) in eval mode (restored after), in batches, on the CPU."""
-    device = next(generator.parameters()).device
-    was_training = generator.training
-    generator.eval()
-    try:
-        out = [generator(chunk.to(device)).float().cpu() for chunk in images.split(batch_size)]
-    finally:
-        generator.train(was_training)
-    return torch.cat(out)
-
-
-class TranslationEvaluator:
-    """What the trainer and `cyclegan.evaluate` call after (or during) training.
-
-    eval/{psnr,ssim}_{AB,BA} against ground truth when `paired` is given (the built-in dataset), and
-    eval/{fid,kid}_{AB,BA} against the real test images of the target domain when a feature
-    `extractor` is given. `baselines` holds the paired baselines and the identity FID/KID.
-    """
-
-    def __init__(
-        self,
-        test_A: torch.Tensor,
-        test_B: torch.Tensor,
-        paired: PairedEvaluator | None = None,
-        extractor: nn.Module | None = None,
-        batch_size: int = 16,
-        device: torch.device | str = "cpu",
-        report_kid_std: bool = False,
-    ) -> None:
-        self.test = {"A": test_A, "B": test_B}  # (N, C, H, W) in [-1, 1]
-        self.paired = paired
-        self.extractor = extractor.to(device).eval() if extractor is not None else None
-        self.batch_size = batch_size
-        self.device = device
-        self.report_kid_std = report_kid_std
-        self.baselines: dict[str, float] = dict(paired.baselines) if paired else {}
-        self.distribution: dict[str, DistributionMetrics] = {}
-        if self.extractor is not None:
-            real = {k: self.features(v) for k, v in self.test.items()}
-            for direction, source, target in (("AB", "A", "B"), ("BA", "B", "A")):
-                self.distribution[direction] = DistributionMetrics(real[target])
-                identity = self.distribution[direction](real[source])
-                for name in ("fid", "kid"):
-                    self.baselines[f"baseline/identity/{name}_{direction}"] = identity[name]
-
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        assert self.extractor is not None
-        return extract_features(self.extractor, images, self.batch_size, self.device)
-
-    def __call__(self, G_AB: nn.Module | None, G_BA: nn.Module | None) -> dict[str, float]:
-        """Metrics of the given generators (None skips that direction)."""
-        results: dict[str, float] = {}
-        for direction, G, source, target in (("AB", G_AB, "A", "B"), ("BA", G_BA, "B", "A")):
-            if G is None:
-                continue
-            fake = translate_images(G, self.test[source], self.batch_size)
-            if self.paired is not None:
-                for metric, value in score(fake, self.test[target]).items():
-                    results[f"eval/{metric}_{direction}"] = value
-            if self.extractor is not None:
-                values = self.distribution[direction](self.features(fake))
-                if not self.report_kid_std:
-                    values.pop("kid_std")
-                for metric, value in values.items():
-                    results[f"eval/{metric}_{direction}"] = value
-        return results
-
-
-def load_split_images(root: Path, img_size: int, split: str = "test") -> tuple[torch.Tensor, ...]:
-    """All images of a split's two domains, resized and centre-cropped, in [-1, 1]."""
-    try:
-        dir_A, dir_B = find_split_dirs(root, split)
-    except FileNotFoundError:
-        log.warning("no '%s' split in '%s': FID/KID use the train split", split, root)
-        dir_A, dir_B = find_split_dirs(root, "train")
-    transform = eval_transform(img_size)
-    stacks = []
-    for folder in (dir_A, dir_B):
-        data = ImageFolderDataset(folder, transform)
-        stacks.append(torch.stack([data[i] for i in range(len(data))]))
-    return tuple(stacks)
-
-
-def with_distribution_metrics(
-    paired: PairedEvaluator | None,
-    root: Path,
-    img_size: int,
-    device: torch.device | str,
-    inception_weights: str | Path | None = None,
-    extractor: nn.Module | None = None,
-) -> PairedEvaluator | TranslationEvaluator | None:
-    """The training run's evaluator with FID/KID added (`trainer.eval_fid=true`).
-
-    Without Inception weights (offline, nothing cached) this logs how to provide them and returns
-    the paired evaluator unchanged, so training and its paired metrics go on.
-    """
-    if extractor is None:
-        try:
-            extractor = load_inception(inception_weights)
-        except InceptionUnavailableError as exc:
-            log.warning("%s; continuing without FID/KID", exc)
-            return paired
-    if paired is not None:
-        test_A, test_B = paired.test_A, paired.test_B
-    else:
-        test_A, test_B = load_split_images(root, img_size)
-    return TranslationEvaluator(test_A, test_B, paired, extractor, device=device)
-
-
-def format_evaluation(metrics: dict[str, float], baselines: dict[str, float]) -> str:
-    """The paired table (if any) and a FID/KID table, model beside the identity baseline."""
-    blocks = []
-    if any(k.startswith(("eval/psnr", "eval/ssim")) for k in metrics):
-        blocks.append(format_report(metrics, baselines))
-    rows = [
-        (label, name, direction)
-        for direction, label in (("AB", "A->B"), ("BA", "B->A"))
-        for name in ("fid", "kid")
-        if f"eval/{name}_{direction}" in metrics
-    ]
-    if rows:
-        lines = [f"{'':10s}{'model':>16s}{'identity':>16s}"]
-        for label, name, direction in rows:
-            key = f"{name}_{direction}"
-            cells = [metrics[f"eval/{key}"], baselines.get(f"baseline/identity/{key}", math.nan)]
-            fmt = "{:>16.2f}" if name == "fid" else "{:>16.4f}"
-            lines.append(
-                f"{label + ' ' + name.upper():10s}" + "".join(fmt.format(c) for c in cells)
-            )
-        blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)

@@ -9,13 +9,11 @@ the content of its input, not just the global colour shift.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-
 import torch
 from torch.nn import functional as F
 
 from cyclegan.data.transforms import to_image_range
+from cyclegan.evaluation.translation import translate_images
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -85,14 +83,6 @@ class PairedEvaluator:
                 for metric, value in score(guess, target).items():
                     self.baselines[f"baseline/{name}/{metric}_{direction}"] = value
 
-    @torch.no_grad()
-    def translate(
-        self, generator: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor
-    ) -> torch.Tensor:
-        device = next(generator.parameters()).device  # type: ignore[attr-defined]
-        out = [generator(chunk.to(device)).float().cpu() for chunk in images.split(self.batch_size)]
-        return torch.cat(out)
-
     def __call__(self, G_AB: torch.nn.Module, G_BA: torch.nn.Module) -> dict[str, float]:
         """eval/{psnr,ssim}_{AB,BA} of the generators (put in eval mode and restored)."""
         modes = (G_AB.training, G_BA.training)
@@ -104,25 +94,11 @@ class PairedEvaluator:
                 ("AB", G_AB, self.test_A, self.test_B),
                 ("BA", G_BA, self.test_B, self.test_A),
             ):
-                for metric, value in score(self.translate(G, source), target).items():
+                for metric, value in score(
+                    translate_images(G, source, self.batch_size), target
+                ).items():
                     results[f"eval/{metric}_{direction}"] = value
             return results
         finally:
             G_AB.train(modes[0])
             G_BA.train(modes[1])
-
-
-def format_report(metrics: dict[str, float], baselines: dict[str, float]) -> str:
-    """The end-of-run table: the model beside the identity and mean-image baselines."""
-    lines = [f"{'':10s}{'model':>12s}{'identity':>12s}{'mean image':>12s}"]
-    for direction, label in (("AB", "A->B"), ("BA", "B->A")):
-        for metric in ("psnr", "ssim"):
-            key = f"{metric}_{direction}"
-            cells = [
-                metrics.get(f"eval/{key}", math.nan),
-                baselines.get(f"baseline/identity/{key}", math.nan),
-                baselines.get(f"baseline/mean/{key}", math.nan),
-            ]
-            text = [f"{c:.2f} dB" if metric == "psnr" else f"{c:.4f}" for c in cells]
-            lines.append(f"{label + ' ' + metric.upper():10s}" + "".join(f"{t:>12s}" for t in text))
-    return "\n".join(lines)

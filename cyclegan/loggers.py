@@ -8,11 +8,10 @@ Every logger has the same four methods, so the trainer never knows which one it 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Protocol
 
-import torch
+from cyclegan.files import jsonable
 
 
 class Logger(Protocol):
@@ -20,14 +19,6 @@ class Logger(Protocol):
     def log_image(self, key: str, path: Path, step: int) -> None: ...
     def log_summary(self, summary: dict[str, Any]) -> None: ...
     def finish(self, status: str = "finished") -> None: ...
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, torch.Tensor):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)  # JSON has no NaN/inf; keep them visible rather than dropping the row
-    return value
 
 
 class NullLogger:
@@ -66,16 +57,9 @@ class FileLogger(NullLogger):
         self._file = self.path.open("a", buffering=1)
 
     def log_metrics(self, metrics: dict[str, float], step: int, epoch: int) -> None:
-        row = {"step": step, "epoch": epoch, **{k: _jsonable(v) for k, v in metrics.items()}}
+        row = {"step": step, "epoch": epoch, **{k: jsonable(v) for k, v in metrics.items()}}
         self._file.write(json.dumps(row) + "\n")
 
     def finish(self, status: str = "finished") -> None:
         if not self._file.closed:
             self._file.close()
-
-
-def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write JSON atomically, so a reader (sweep.py) never sees half a file."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps({k: _jsonable(v) for k, v in data.items()}, indent=2) + "\n")
-    tmp.replace(path)

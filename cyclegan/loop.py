@@ -1,0 +1,261 @@
+"""The training loop: runs any training method and knows none.
+
+Per step it moves the batch to the device, calls `method.training_step`, reduces the losses over
+the processes (the strategy's one all_reduce), steps the LR schedules and checks for NaN; at its
+intervals it logs the loss window, writes sample grids, evaluates (tracking the best value of each
+metric and writing best.pt when the monitored one improves) and checkpoints. A SIGTERM/SIGUSR1/
+SIGUSR2 finishes the step in flight, saves a checkpoint and raises `Preempted`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from cyclegan.checkpoint import BEST, LAST
+from cyclegan.config import CheckpointUnit, TrainerConfig
+from cyclegan.data.sampling import EpochSampler
+from cyclegan.evaluation.ranking import improves, metric_mode
+from cyclegan.files import remove_stale_temporaries
+from cyclegan.loggers import Logger
+from cyclegan.methods.base import TrainingMethod
+from cyclegan.samples import sample_rows, save_sample_grid
+from cyclegan.signals import STOP_SIGNALS, Preempted, SignalFlag, stop_on_signals
+from cyclegan.strategy import SingleProcess
+from cyclegan.training_state import save_training_state, unpack
+
+Evaluator = Any  # callable(G_AB | None, G_BA | None) -> {"eval/...": value}, with .baselines
+
+
+class NonFiniteLossError(FloatingPointError):
+    """A loss became NaN or infinite; raised before anything is saved."""
+
+
+class TrainingLoop:
+    """Cadence of logging, samples, evaluation and checkpoints around a method's steps."""
+
+    def __init__(
+        self,
+        method: TrainingMethod,
+        options: TrainerConfig,
+        run_dir: str | Path,
+        logger: Logger,
+        strategy: SingleProcess | None = None,
+        evaluator: Evaluator | None = None,
+        sample_images: Mapping[str, torch.Tensor] | None = None,
+        checkpoint_meta: Mapping[str, Any] | None = None,
+        monitor: str = "eval/psnr_AB",
+        monitor_mode: str = "max",
+    ) -> None:
+        self.method, self.options, self.logger = method, options, logger
+        self.run_dir = Path(run_dir)
+        self.strategy = strategy or SingleProcess()
+        self.evaluator, self.sample_images = evaluator, sample_images
+        self.checkpoint_meta = dict(checkpoint_meta or {})  # e.g. the resolved config
+        self.monitor, self.monitor_mode = monitor, monitor_mode  # which metric makes best.pt
+        self.epoch = 0  # epochs completed
+        self.step = 0  # optimizer steps completed
+        self.epoch_start_step = 0  # value of `step` when the current epoch began
+        self.window: dict[str, float] = {}  # loss sums since the last log line
+        self.last_logged: dict[str, float] = {}
+        self.best: dict[str, float] = {}
+        # A kill -9 during a checkpoint write leaves a temporary file; only this run writes here.
+        self.strategy.on_main(lambda: remove_stale_temporaries(self.run_dir / "checkpoints"))
+
+    # ------------------------------------------------------------------ the loop
+
+    def batches_per_epoch(self, loader: DataLoader) -> int:
+        """Steps in one epoch: a full pass over the sampler, or `steps_per_epoch` if smaller."""
+        n = len(loader.sampler)  # type: ignore[arg-type]
+        if isinstance(loader.sampler, EpochSampler):
+            n = loader.sampler.shard_size  # len() shrinks while a resumed epoch skips samples
+        full = math.ceil(n / (loader.batch_size or 1))
+        limit = self.options.steps_per_epoch
+        return full if limit is None else min(limit, full)
+
+    def fit(self, loader: DataLoader, n_epochs: int) -> dict[str, Any]:
+        """Train until `n_epochs` epochs are done (continuing from the counters after a resume).
+
+        Returns the run's summary (final losses, final and best metrics).
+        """
+        from tqdm.auto import tqdm  # only the loop needs it
+
+        per_epoch = self.batches_per_epoch(loader)
+        self.method.start(per_epoch)
+        total = per_epoch * n_epochs
+        bar = tqdm(
+            total=total,
+            initial=min(self.step, total),
+            disable=not self.options.progress,
+            dynamic_ncols=True,
+            unit="step",
+        )
+        start = time.perf_counter()
+        try:
+            with stop_on_signals() as stop:
+                while self.epoch < n_epochs:
+                    bar.set_description(f"epoch {self.epoch + 1}/{n_epochs}")
+                    self._run_epoch(loader, per_epoch, bar, stop)
+                    self._end_epoch(n_epochs)
+        finally:
+            bar.close()
+        return self._finish(time.perf_counter() - start)
+
+    def _run_epoch(self, loader: DataLoader, per_epoch: int, bar: Any, stop: SignalFlag) -> None:
+        done = self.step - self.epoch_start_step
+        if isinstance(loader.sampler, EpochSampler):
+            loader.sampler.set_epoch(self.epoch, start=done * (loader.batch_size or 1))
+        t_data = time.perf_counter()
+        for batch in itertools.islice(loader, max(0, per_epoch - done)):
+            batch = self.method.to_device(batch)
+            t_step = time.perf_counter()
+            # Under DDP the mean over ranks and a signal caught on any rank, from one all_reduce:
+            # every rank logs, stops or rejects a NaN at the same step.
+            losses, signum = self.strategy.reduce_step(
+                self.method.training_step(batch), stop.signum, STOP_SIGNALS
+            )
+            losses["lr"] = self.method.learning_rate()  # the rate this step used
+            self.step += 1
+            self.method.after_step()
+            self._check_finite(losses)
+            self._accumulate(losses, t_step - t_data, time.perf_counter() - t_step)
+            bar.update(1)
+            self._at_step_intervals(bar)
+            if signum is not None:
+                path = self.save_checkpoint()
+                raise Preempted(signum, self.step, path, stop.previous.get(signum))
+            t_data = time.perf_counter()
+
+    def _at_step_intervals(self, bar: Any) -> None:
+        opts = self.options
+        if opts.log_every and self.step % opts.log_every == 0:
+            last = self._flush_window()
+            keys = [k for k in self.method.progress_keys if k in last]
+            bar.set_postfix({k.removeprefix("loss_"): f"{last[k]:.3f}" for k in keys})
+        if opts.sample_every and self.step % opts.sample_every == 0:
+            self.save_samples()
+        if self._due(CheckpointUnit.step, self.step):
+            self.save_checkpoint()
+
+    def _end_epoch(self, n_epochs: int) -> None:
+        self.epoch += 1
+        self.epoch_start_step = self.step
+        if self.epoch == n_epochs:
+            return
+        if self.options.eval_every and self.epoch % self.options.eval_every == 0:
+            self.evaluate()
+        if self._due(CheckpointUnit.epoch, self.epoch):
+            self.save_checkpoint()
+
+    def _finish(self, train_s: float) -> dict[str, Any]:
+        summary: dict[str, Any] = {"epoch": self.epoch, "step": self.step}
+        summary.update({f"final/train/{k}": v for k, v in self.last_logged.items()})
+        if self.options.sample_every:
+            self.save_samples()
+        summary.update(self.evaluate())
+        summary.update(self.best)
+        summary["time/train_s"] = train_s
+        self.save_checkpoint()
+        return summary
+
+    def _due(self, unit: CheckpointUnit, count: int) -> bool:
+        every = self.options.checkpoint_every
+        return bool(every) and self.options.checkpoint_unit == unit and count % every == 0
+
+    # ------------------------------------------------------------------ losses
+
+    def _accumulate(self, losses: dict[str, float], data_s: float, step_s: float) -> None:
+        for key, value in losses.items():
+            self.window[key] = self.window.get(key, 0.0) + value
+        self.window["_count"] = self.window.get("_count", 0.0) + 1
+        self.window["_data_s"], self.window["_step_s"] = data_s, step_s
+
+    def _flush_window(self) -> dict[str, float]:
+        """Log the mean of each loss since the last log line (the window survives a resume)."""
+        count = self.window.pop("_count")
+        data_s, step_s = self.window.pop("_data_s"), self.window.pop("_step_s")
+        self.last_logged = {k: v / count for k, v in self.window.items()}
+        scalars = {f"train/{k}": v for k, v in self.last_logged.items()}
+        scalars["time/step_s"] = step_s
+        scalars["time/data_s"] = data_s
+        self.logger.log_metrics(scalars, self.step, self.epoch)
+        self.window = {}
+        return self.last_logged
+
+    def _check_finite(self, losses: dict[str, float]) -> None:
+        """Stop before a NaN/inf can reach a checkpoint (the last saved one stays good)."""
+        bad = [f"{k}={v}" for k, v in losses.items() if not math.isfinite(v)]
+        if bad:
+            raise NonFiniteLossError(
+                f"non-finite loss at step {self.step}: {', '.join(bad)}; training stopped "
+                "and the last checkpoint is intact: lower optim.lr, check the data, or resume=auto"
+            )
+
+    # ------------------------------------------------------------------ evaluation, samples
+
+    def evaluate(self) -> dict[str, float]:
+        """The evaluator's metrics (main rank only); tracks the best value of each and writes
+        best.pt when the monitored metric improves."""
+        if self.evaluator is None:
+            return {}
+        translators = self.method.translators()
+        metrics = self.evaluator(translators.get("AB"), translators.get("BA"))
+        self.logger.log_metrics(metrics, self.step, self.epoch)
+        for key, value in metrics.items():
+            best_key = key.replace("eval/", "best/", 1)
+            mode = metric_mode(key, self.monitor, self.monitor_mode)
+            if improves(value, self.best.get(best_key), mode):
+                self.best[best_key] = value
+                if key == self.monitor:
+                    self.save_checkpoint(BEST, numbered=False)
+        return metrics
+
+    def save_samples(self) -> Path | None:
+        """A grid of the fixed test images and their translations under samples/, logged."""
+        if self.sample_images is None:
+            return None
+        rows = sample_rows(self.method.translators(), self.sample_images, self.method.device)
+        path = save_sample_grid(rows, self.run_dir / "samples" / f"step_{self.step:07d}.png")
+        self.logger.log_image("samples", path, self.step)
+        return path
+
+    # ------------------------------------------------------------------ state
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "epoch_start_step": self.epoch_start_step,
+            "window": dict(self.window),
+            "last_logged": dict(self.last_logged),
+            "best": dict(self.best),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continue from a checkpoint: the method's state, this rank's RNGs and the counters."""
+        counters = unpack(state, self.method, self.strategy)
+        self.epoch, self.step = counters["epoch"], counters["step"]
+        self.epoch_start_step = counters["epoch_start_step"]
+        self.window = dict(counters["window"])
+        self.last_logged = dict(counters["last_logged"])
+        self.best = dict(counters["best"])
+
+    def save_checkpoint(self, name: str = LAST, numbered: bool = True) -> Path:
+        """`step_NNNNNNN.pt` + `name` (every rank calls this), or `name` alone (rank 0's best.pt)."""
+        return save_training_state(
+            self.run_dir / "checkpoints",
+            self.method,
+            self.counters(),
+            self.checkpoint_meta,
+            self.strategy,
+            name,
+            self.step if numbered else None,
+            self.options.keep_last,
+        )

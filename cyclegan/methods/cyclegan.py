@@ -1,0 +1,194 @@
+"""CycleGAN (Zhu et al. 2017) as the seed article trains it: two generators, two discriminators,
+a replay buffer of past fakes for each discriminator.
+
+Generators (D_A, D_B frozen), each term averaged over the two directions as in the seed:
+    loss_identity = (|G_BA(A) - A|_1 + |G_AB(B) - B|_1) / 2
+    loss_GAN      = (gan(D_B(G_AB(A)), real) + gan(D_A(G_BA(B)), real)) / 2
+    loss_cycle    = (|G_BA(G_AB(A)) - A|_1 + |G_AB(G_BA(B)) - B|_1) / 2
+    loss_G        = loss_GAN + lambda_cyc * loss_cycle + lambda_id * loss_identity
+Discriminators, on real images and on a fake drawn from the replay buffer:
+    loss_D_X = (gan(D_X(real_X), real) + gan(D_X(buffer_X(fake_X)), fake)) / 2
+
+The official code sums the A and B terms where the seed averages them, so its logged `loss_G` is
+twice ours at the same weights (the gradients differ by the same factor 2, which Adam absorbs).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from cyclegan.buffer import ReplayBuffer
+from cyclegan.losses import CycleGANLoss
+from cyclegan.methods.base import Batch, OptimizerFactory, TrainingMethod, set_requires_grad
+from cyclegan.models import CycleGAN as CycleGANNetworks
+from cyclegan.models import count_parameters
+from cyclegan.schedule import LRMultiplier
+from cyclegan.strategy import SingleProcess
+
+
+class GeneratorPair(nn.Module):
+    """The training step's generator passes as one module call.
+
+    Under DDP this pair is what gets wrapped: DDP averages gradients during the backward of each
+    call of a wrapped module, and calling one wrapped module several times before one backward is
+    fragile, so G_AB and G_BA are not wrapped one by one.
+
+    Instance norm works per sample, so a generator applied to a concatenated batch gives the same
+    numbers as separate calls; the six generator passes of the seed become three calls:
+        G_AB([A, B])           -> fake_B, same_B
+        G_BA([B, A, fake_B])   -> fake_A, same_A, recov_A
+        G_AB(fake_A)           -> recov_B
+    """
+
+    def __init__(self, G_AB: nn.Module, G_BA: nn.Module) -> None:
+        super().__init__()
+        self.G_AB, self.G_BA = G_AB, G_BA
+
+    def forward(
+        self, real_A: torch.Tensor, real_B: torch.Tensor, identity: bool
+    ) -> tuple[torch.Tensor | None, ...]:
+        """(fake_B, same_B, fake_A, same_A, recov_A, recov_B); same_* are None without identity."""
+        n = real_A.shape[0]
+        same_A = same_B = None
+        if identity:
+            fake_B, same_B = self.G_AB(torch.cat([real_A, real_B])).split(n)  # (B, C, H, W) each
+            fake_A, same_A, recov_A = self.G_BA(torch.cat([real_B, real_A, fake_B])).split(n)
+        else:
+            fake_B = self.G_AB(real_A)
+            fake_A, recov_A = self.G_BA(torch.cat([real_B, fake_B])).split(n)
+        recov_B = self.G_AB(fake_A)
+        return fake_B, same_B, fake_A, same_A, recov_A, recov_B
+
+
+class CycleGAN(TrainingMethod):
+    """The CycleGAN training algorithm over a `cyclegan.models.CycleGAN` network container."""
+
+    progress_keys = ("loss_G", "loss_D", "loss_cycle")
+
+    def __init__(
+        self,
+        networks: CycleGANNetworks,
+        criterion: CycleGANLoss,
+        make_optimizer: OptimizerFactory,
+        lr_rule: LRMultiplier,
+        device: torch.device,
+        buffer_size: int = 50,
+        precision: str = "32",
+        compile: bool = False,
+        channels_last: bool = False,
+        strategy: SingleProcess | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__(networks, make_optimizer, lr_rule, device, precision, channels_last)
+        m, strategy = self.model, strategy or SingleProcess()
+        self.criterion = criterion
+        # Compiled wrappers share the modules' parameters, so state dicts keep their plain keys
+        # and checkpoints stay interchangeable with eager runs.
+        nets = (m.G_AB, m.G_BA, m.D_A, m.D_B)
+        self.nets = tuple(torch.compile(net) for net in nets) if compile else nets
+        # The generator pair and each discriminator are what DDP wraps (wrapping copies rank 0's
+        # weights to every rank). The generator update calls the plain discriminators: frozen
+        # there, they only pass gradient to their input.
+        self.generators = strategy.wrap(GeneratorPair(self.nets[0], self.nets[1]), device)
+        self.discriminators = (
+            strategy.wrap(self.nets[2], device),
+            strategy.wrap(self.nets[3], device),
+        )
+        self.opt_G = self.add_optimizer("G", m.generator_parameters())
+        self.opt_D_A = self.add_optimizer("D_A", m.D_A.parameters())
+        self.opt_D_B = self.add_optimizer("D_B", m.D_B.parameters())
+        # Own RNG for the buffers, so their draws do not depend on data loading or init; per rank
+        # under DDP (rank 0 keeps seed + 1), so the ranks' buffers draw independently.
+        self.buffer_rng = torch.Generator().manual_seed(strategy.seed(seed) + 1)
+        self.buffer_A = ReplayBuffer(buffer_size, generator=self.buffer_rng)
+        self.buffer_B = ReplayBuffer(buffer_size, generator=self.buffer_rng)
+
+    def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """One update of the generators (equations in the module docstring), then of D_A and D_B."""
+        real_A, real_B = batch["A"], batch["B"]
+        set_requires_grad([self.model.D_A, self.model.D_B], False)  # no D gradient from loss_G
+        self.opt_G.zero_grad(set_to_none=True)
+        with self.precision.autocast():
+            # The three batched passes (GeneratorPair); one DDP call under trainer.strategy=ddp.
+            passes = self.generators(real_A, real_B, self.criterion.lambda_id > 0)
+            losses = self.generator_losses(real_A, real_B, *passes)
+        self.precision.backward_and_step(losses["loss_G"], self.opt_G)
+        set_requires_grad([self.model.D_A, self.model.D_B], True)
+
+        fake_B, fake_A = passes[0].float(), passes[2].float()  # the buffers keep full precision
+        D_A, D_B = self.discriminators  # DDP-wrapped under trainer.strategy=ddp
+        fake_A, fake_B = self.buffer_A.push_and_pop(fake_A), self.buffer_B.push_and_pop(fake_B)
+        loss_D_A = self.discriminator_step(D_A, self.opt_D_A, real_A, fake_A)
+        loss_D_B = self.discriminator_step(D_B, self.opt_D_B, real_B, fake_B)
+        self.scaler.update()
+        losses = {k: v.detach() for k, v in losses.items()}
+        return {
+            **losses,
+            "loss_D_A": loss_D_A,
+            "loss_D_B": loss_D_B,
+            "loss_D": (loss_D_A + loss_D_B) / 2,
+        }
+
+    def generator_losses(
+        self,
+        real_A: torch.Tensor,
+        real_B: torch.Tensor,
+        fake_B: torch.Tensor,
+        same_B: torch.Tensor | None,
+        fake_A: torch.Tensor,
+        same_A: torch.Tensor | None,
+        recov_A: torch.Tensor,
+        recov_B: torch.Tensor,
+    ) -> dict[str, torch.Tensor]:
+        """loss_G and its terms; loss_identity is 0 (and not computed) when lambda_id = 0."""
+        crit = self.criterion
+        D_A, D_B = self.nets[2], self.nets[3]  # compiled wrappers when trainer.compile=true
+        if same_A is not None and same_B is not None:
+            loss_identity = (crit.identity(same_A, real_A) + crit.identity(same_B, real_B)) / 2
+        else:
+            loss_identity = torch.zeros((), device=real_A.device)
+        loss_GAN = (crit.gan(D_B(fake_B), True) + crit.gan(D_A(fake_A), True)) / 2
+        loss_cycle = (crit.cycle(recov_A, real_A) + crit.cycle(recov_B, real_B)) / 2
+        return {
+            "loss_G": crit.generator_total(loss_GAN, loss_cycle, loss_identity),
+            "loss_GAN": loss_GAN,
+            "loss_cycle": loss_cycle,
+            "loss_identity": loss_identity,
+        }
+
+    def discriminator_step(
+        self, D: nn.Module, optimizer: torch.optim.Optimizer, real: torch.Tensor, fake: torch.Tensor
+    ) -> torch.Tensor:
+        """One update of one discriminator; the same function serves D_A and D_B.
+
+        Real and fake go through D in one call (instance norm is per sample, so the scores equal
+        two separate calls), which halves the number of kernel launches.
+        """
+        optimizer.zero_grad(set_to_none=True)
+        with self.precision.autocast():
+            pred_real, pred_fake = D(torch.cat([real, fake.detach()])).split(real.shape[0])
+            loss = self.criterion.discriminator(pred_real, pred_fake)
+        self.precision.backward_and_step(loss, optimizer)
+        return loss.detach().float()
+
+    def translators(self) -> dict[str, nn.Module]:
+        return {"AB": self.model.G_AB, "BA": self.model.G_BA}
+
+    def describe(self) -> str:
+        G, D = count_parameters(self.model.G_AB), count_parameters(self.model.D_A)
+        return f"G_AB {G / 1e6:.2f}M params, D_A {D / 1e6:.2f}M"
+
+    def rank_state(self) -> dict[str, Any]:
+        """Replay buffers and their RNG: they differ between DDP ranks."""
+        return {
+            "buffers": {"A": self.buffer_A.state_dict(), "B": self.buffer_B.state_dict()},
+            "rng": {"buffer": self.buffer_rng.get_state()},
+        }
+
+    def load_rank_state(self, state: dict[str, Any]) -> None:
+        self.buffer_A.load_state_dict(state["buffers"]["A"])
+        self.buffer_B.load_state_dict(state["buffers"]["B"])
+        self.buffer_rng.set_state(state["rng"]["buffer"])
