@@ -121,17 +121,21 @@ def config_differences(
     return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
 
 
-# Config sections whose change makes a checkpoint unusable (the tensors would not fit).
-SHAPE_KEYS = ("model.",)
+# Config sections whose change makes a checkpoint unusable (the tensors would not fit, or another
+# algorithm's state is in the file).
+SHAPE_KEYS = ("model.", "method._target_")
 
 
 def check_resume_config(
     saved: Mapping[str, Any], current: Mapping[str, Any], path: Path
 ) -> dict[str, tuple[Any, Any]]:
-    """Refuse a resume whose model differs; return (and log) the other, allowed differences."""
+    """Refuse a resume whose model (or method) differs; return (and log) the other, allowed
+    differences. A key the saved config does not have is an option added since the file was
+    written, whose default reproduces the old behaviour: it is not a difference."""
     diffs = config_differences(saved, current)
     ignored = ("paths.", "resume", "logger.")
-    shape = {k: v for k, v in diffs.items() if k.startswith(SHAPE_KEYS)}
+    flat_saved = _flatten(saved)
+    shape = {k: v for k, v in diffs.items() if k.startswith(SHAPE_KEYS) and k in flat_saved}
     if shape:
         listed = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in shape.items())
         raise CheckpointError(

@@ -214,6 +214,11 @@ def _validate_schedule(s: Any) -> None:
 
 def _validate_dataset(d: Any) -> None:
     _check(
+        not OmegaConf.is_missing(d, "root") if OmegaConf.is_config(d) else bool(d.root),
+        "dataset.root is not set: give your images' folder, e.g. dataset=folder dataset.root=PATH "
+        "(PATH holds trainA/ and trainB/)",
+    )
+    _check(
         d.img_size >= 16 and d.img_size % 4 == 0,
         f"dataset.img_size={d.img_size}: use a multiple of 4 that is >= 16 "
         "(the generator downsamples twice by 2; the discriminator needs room for its patches)",

@@ -100,6 +100,11 @@ def plan_outputs(
     root: Path, files: Sequence[Path], output: Path, ext: str = "keep"
 ) -> list[tuple[Path, Path]]:
     """(input, output) pairs mirroring the tree; refuses any plan that would overwrite an input."""
+    if output.exists() and not output.is_dir():
+        raise OutputCollisionError(
+            f"output='{output}' is an existing file; output= names a folder (it mirrors the input "
+            "tree): choose a new or existing folder"
+        )
     if root.resolve().is_relative_to(output.resolve()):  # the same folder, or a parent of it
         raise OutputCollisionError(
             f"output folder '{output}' is or contains the input folder '{root}'; choose a "

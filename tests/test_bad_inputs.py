@@ -146,3 +146,62 @@ def test_full_disk_keeps_the_previous_checkpoint(compose_cfg, tmp_path: Path, mo
     assert last.read_bytes() == before
     assert load_checkpoint(last)["step"] == 6
     assert not [p for p in last.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+# ------------------------------------------------------------------ found when tried as a new user
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [("seed=-5", "seed=-5"), ("dataset.img_size=1000000", "dataset.img_size=1000000")],
+)
+def test_values_that_used_to_end_in_a_traceback_fail_first(
+    override: str, key: str, compose_cfg, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        train(compose_cfg(*TINY, override))
+    assert one_line(err.value).startswith(key)
+    assert not (tmp_path / "data").exists()  # nothing was rendered or written
+
+
+def test_constant_schedule_ignores_decay_epoch(compose_cfg, tmp_path: Path) -> None:
+    train(compose_cfg(*TINY, "schedule=constant", "schedule.n_epochs=1", "logger=file"))
+    rows = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert {r["train/lr"] for r in rows if "train/lr" in r} == {2e-4}
+
+
+def test_folder_dataset_needs_a_root_with_domain_folders(compose_cfg, tmp_path: Path) -> None:
+    own = [o for o in TINY if not o.startswith("dataset.")] + ["dataset=folder"]
+    with pytest.raises(ConfigError) as err:
+        train(compose_cfg(*own))
+    assert "dataset.root" in one_line(err.value) and "dataset=folder dataset.root=PATH" in str(
+        err.value
+    )
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetNotFoundError) as err:
+        train(compose_cfg(*own, f"dataset.root={tmp_path / 'empty'}"))
+    assert "trainA" in one_line(err.value)
+    make_messy_dataset(tmp_path / "mine")
+    train(compose_cfg(*own, f"dataset.root={tmp_path / 'mine'}", "dataset.img_size=32"))
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+
+
+def test_zero_residual_blocks_train(compose_cfg, tmp_path: Path) -> None:
+    """Both references build a generator without residual blocks; so do we."""
+    train(compose_cfg(*TINY, "model.n_residual_blocks=0"))
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert state["step"] == 6 and not any(".block." in k for k in state["model"])
+
+
+def test_a_run_removes_stale_temporary_checkpoints(compose_cfg, tmp_path: Path) -> None:
+    """kill -9 during a checkpoint write leaves `.step_*.pt.*.tmp`; the next start cleans up."""
+    checkpoints = tmp_path / "run" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    stale = [checkpoints / ".step_0000003.pt.k2j3h.tmp", checkpoints / ".last.pt.x9.tmp"]
+    for path in stale:
+        path.write_bytes(b"\0" * 1000)
+    keep = checkpoints / "notes.txt"
+    keep.write_text("mine")
+    train(compose_cfg(*TINY, "resume=auto"))
+    assert not any(p.exists() for p in stale) and keep.read_text() == "mine"
+    assert not list(checkpoints.glob(".*.tmp"))

@@ -240,8 +240,10 @@ EVERY_STEP = [
 ]
 
 
-def launch(args: list[str], run_dirs: list[Path], data: Path) -> list[subprocess.Popen]:
-    """Start train.py once per rank with the variables torchrun sets."""
+def launch(
+    args: list[str], run_dirs: list[Path], data: Path, script: Path = ROOT / "train.py"
+) -> list[subprocess.Popen]:
+    """Start train.py (or `script`) once per rank with the variables torchrun sets."""
     port = free_port()
     procs = []
     for rank, run_dir in enumerate(run_dirs):
@@ -255,7 +257,7 @@ def launch(args: list[str], run_dirs: list[Path], data: Path) -> list[subprocess
             "RANK": str(rank),
             "LOCAL_RANK": str(rank),
         }
-        cmd = [sys.executable, str(ROOT / "train.py"), *args, f"paths.data_dir={data}"]
+        cmd = [sys.executable, str(script), *args, f"paths.data_dir={data}"]
         procs.append(
             subprocess.Popen(
                 [*cmd, f"hydra.run.dir={run_dir}"],
@@ -520,3 +522,39 @@ def test_submitit_ddp_job_requeues_from_the_checkpoint_on_sigusr2(tmp_path: Path
     logs = "".join(p.read_text() for p in (sweep / ".submitit").rglob("*_0_log.err"))
     assert "Caught signal SIGUSR2" in logs  # submitit's handler ran (after ours), then requeued
     assert json.loads((run / "summary.json").read_text())["step"] == 30
+
+
+NAN_ON_RANK_1 = """
+import os, runpy, sys
+import torch
+from cyclegan.methods.cyclegan import CycleGAN
+
+real_step, calls = CycleGAN.training_step, iter(range(10**6))
+
+
+def poisoned(self, batch):
+    losses = real_step(self, batch)
+    if next(calls) == 1 and os.environ["RANK"] == "1":  # the second step, on rank 1 only
+        losses["loss_cycle"] = torch.tensor(float("nan"))
+    return losses
+
+
+CycleGAN.training_step = poisoned
+sys.argv[0] = {train!r}
+runpy.run_path({train!r}, run_name="__main__")
+"""
+
+
+def test_nan_on_one_rank_stops_every_rank_with_exit_1(tmp_path: Path) -> None:
+    """The loss reduction carries the NaN to every rank: all stop at the same step (no rank left
+    waiting in a collective), each with exit status 1, and the checkpoint of step 1 stays."""
+    script = tmp_path / "nan_on_rank_1.py"
+    script.write_text(NAN_ON_RANK_1.format(train=str(ROOT / "train.py")))
+    dirs = [tmp_path / "run", tmp_path / "rank1_dir"]
+    results = finish(launch([*EVERY_STEP, "trainer.strategy=ddp"], dirs, tmp_path / "data", script))
+    outputs = "\n".join(
+        f"--- rank {r}: exit {c}\n{out[-2000:]}" for r, (c, out) in enumerate(results)
+    )
+    assert [code for code, _ in results] == [1, 1], outputs
+    assert "non-finite loss at step 2: loss_cycle=nan" in results[0][1], outputs
+    assert load_checkpoint(dirs[0] / "checkpoints" / "last.pt")["step"] == 1

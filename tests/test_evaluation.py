@@ -235,3 +235,28 @@ def test_evaluate_cli_offline_still_reports_paired_metrics(
     assert "eval/psnr_BA" in result["metrics"] and result["fid_skipped"]
     assert sorted(p.name for p in tmp_path.iterdir() if "eval.json" in p.name) == ["eval.json"]
     assert main([f"ckpt={ckpt}", "data=/no/such/folder", "fid=false"]) == 2
+
+
+def test_psnr_and_ssim_agree_with_torchmetrics() -> None:
+    """Every quality number rests on these two; an independent implementation must agree."""
+    from torchmetrics.functional.image import (
+        peak_signal_noise_ratio,
+        structural_similarity_index_measure,
+    )
+
+    from cyclegan.evaluation.paired import psnr, ssim
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(4, 3, 48, 40, generator=g)
+    y = (x + 0.1 * torch.randn(4, 3, 48, 40, generator=g)).clamp(0, 1)
+    for i in range(4):
+        expected_psnr = peak_signal_noise_ratio(x[i : i + 1], y[i : i + 1], data_range=1.0)
+        # torchmetrics averages the SSIM map over reflection-padded borders too; ours (like the
+        # reference MATLAB code) over valid windows only: its map without the 5-pixel border.
+        _, full = structural_similarity_index_measure(
+            x[i : i + 1], y[i : i + 1], data_range=1.0, sigma=1.5, return_full_image=True
+        )
+        expected_ssim = full[..., 5:-5, 5:-5].mean()
+        assert psnr(x, y)[i].item() == pytest.approx(expected_psnr.item(), abs=1e-4)
+        assert ssim(x, y)[i].item() == pytest.approx(expected_ssim.item(), abs=1e-5)
+    assert psnr(x, x).min().item() > 100 and ssim(x, x).min().item() == pytest.approx(1.0)

@@ -223,3 +223,50 @@ def test_signal_saves_a_checkpoint_and_resume_continues_exactly(
     b = load_checkpoint(tmp_path / "reference" / "checkpoints" / "last.pt")
     assert a["step"] == b["step"] == 8 * epochs
     assert_same_weights(a["model"], b["model"])
+
+
+def test_resume_with_a_full_replay_buffer_is_bit_exact(compose_cfg, tmp_path: Path) -> None:
+    """A buffer of 2 is full after 2 steps; from then on each fake may be swapped for a stored one
+    by the buffer's own RNG, whose state must come back with the checkpoint."""
+    small = [*EVERY_STEP, "trainer.buffer_size=2"]
+    full = tmp_path / "full"
+    train(compose_cfg(*small, f"paths.output_dir={full}"))
+    snapshot = load_checkpoint(full / "checkpoints" / "step_0000004.pt")
+    assert len(snapshot["buffers"]["A"]["images"]) == 2  # full, and has been drawing since step 3
+    resumed = tmp_path / "resumed"
+    train(
+        compose_cfg(
+            *small,
+            f"paths.output_dir={resumed}",
+            f"resume={full / 'checkpoints' / 'step_0000004.pt'}",
+        )
+    )
+    a = load_checkpoint(full / "checkpoints" / "last.pt")
+    b = load_checkpoint(resumed / "checkpoints" / "last.pt")
+    assert_same_weights(a["model"], b["model"])
+    for domain in ("A", "B"):
+        assert torch.equal(a["buffers"][domain]["images"], b["buffers"][domain]["images"])
+    assert torch.equal(a["rng"]["buffer"], b["rng"]["buffer"])
+
+
+def test_best_checkpoint_follows_optimized_mode_min(compose_cfg, tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    train(
+        compose_cfg(
+            *TINY,
+            "schedule.n_epochs=3",
+            "trainer.eval_every=1",
+            "trainer.sample_every=0",
+            "logger=file",
+            "optimized_metric=eval/psnr_AB",
+            "optimized_mode=min",
+        )
+    )
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    evals = [(r["step"], r["eval/psnr_AB"]) for r in rows if "eval/psnr_AB" in r]
+    assert len(evals) == 3 and len({v for _, v in evals}) == 3
+    step, lowest = min(evals, key=lambda e: e[1])
+    best = load_checkpoint(run / "checkpoints" / "best.pt")
+    assert best["best"]["best/psnr_AB"] == lowest and best["step"] == step
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["best/psnr_AB"] == lowest < max(v for _, v in evals)

@@ -215,3 +215,16 @@ def test_tiling_large_image_keeps_size(generator_file) -> None:
         whole = run_padded(g, x)
     assert tiled.shape == whole.shape == x.shape
     assert tiled.abs().max() <= 1.0
+
+
+def test_output_that_is_an_existing_file_is_refused(
+    generator_file, photo_tree: Path, tmp_path: Path, capsys
+) -> None:
+    ckpt, _ = generator_file
+    existing = tmp_path / "out.png"
+    existing.write_bytes(b"keep me")
+    assert main([f"ckpt={ckpt}", f"input={photo_tree}", f"output={existing}"]) == 2
+    err = capsys.readouterr().err
+    assert "is an existing file" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert existing.read_bytes() == b"keep me"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -242,3 +243,31 @@ def test_sweep_group_names_the_grid_and_its_start() -> None:
         sweep_group("multirun/lambda_grid/2026-11-26_16-30-00") == "lambda_grid-2026-11-26_16-30-00"
     )
     assert sweep_group("sweep") == "sweep"
+
+
+def test_file_and_none_loggers_never_import_wandb(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from hydra import compose, initialize_config_dir\n"
+        "from cyclegan.config import register_configs\n"
+        "from cyclegan.training import train\n"
+        "register_configs()\n"
+        "with initialize_config_dir(config_dir=sys.argv[1], version_base='1.3'):\n"
+        "    for logger in ('file', 'none'):\n"
+        "        cfg = compose(config_name='config', overrides=[*sys.argv[3:], f'logger={logger}',\n"
+        "            f'paths.data_dir={sys.argv[2]}/data', f'paths.output_dir={sys.argv[2]}/{logger}'])\n"
+        "        train(cfg)\n"
+        "print('wandb' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(CONF), str(tmp_path), *TINY],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "WANDB_MODE": "offline"},  # what would make the wandb logger log
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "False"
+    assert (tmp_path / "file" / "metrics.jsonl").is_file()
+    assert not (tmp_path / "none" / "metrics.jsonl").exists()
+    assert (tmp_path / "none" / "summary.json").is_file()
