@@ -7,7 +7,8 @@ The output folder mirrors the input tree (same relative paths and file names). W
 training checkpoint (holding both directions; `direction=` picks one), our export, PyTorch-GAN's
 `G_AB_<epoch>.pth` or an official `latest_net_G_A.pth`; see `cyclegan.importers`.
 
-Images keep their size: each is reflection-padded to a multiple of 4 (the generator halves the size
+Images keep their size and come out with the generator's output channels (a grayscale model
+writes grayscale files; colour inputs to a grayscale model are reduced to luma first): each is reflection-padded to a multiple of 4 (the generator halves the size
 twice), translated and cropped back; `tile=N` translates images larger than N pixels in overlapping
 N x N tiles blended with linear ramps, which bounds memory. Instance norm normalises per tile
 then, so colours can shift slightly between tiles; keep tiles large (512+) for real photos. Images
@@ -35,7 +36,7 @@ from torch.nn import functional as F
 
 from cyclegan.checkpoint import CheckpointError
 from cyclegan.cli import run_command
-from cyclegan.data.folder import UnreadableImageError, is_image_file, load_rgb
+from cyclegan.data.folder import UnreadableImageError, is_image_file, load_image
 from cyclegan.files import atomic_write
 from cyclegan.importers import Format, load_generator
 from cyclegan.runtime import resolve_device
@@ -246,7 +247,9 @@ class Translator:
         self.batch_size = batch_size
         self.tile = tile
         self.overlap = overlap
-        self.grayscale = getattr(generator, "channels", 3) == 1
+        # Inputs are decoded to what the generator reads (a colour photo becomes luma for a
+        # grayscale model); a one-channel output is written as a grayscale image by to_image.
+        self.in_channels = int(getattr(generator, "in_channels", getattr(generator, "channels", 3)))
 
     @torch.inference_mode()
     def translate(self, batch: torch.Tensor) -> torch.Tensor:
@@ -265,8 +268,7 @@ class Translator:
         return y.float().cpu()
 
     def _load(self, path: Path) -> torch.Tensor:
-        image = load_rgb(path)
-        return to_tensor(image.convert("L") if self.grayscale else image)
+        return to_tensor(load_image(path, self.in_channels))
 
     def run(self, pairs: Sequence[tuple[Path, Path]], progress: bool = True) -> Report:
         """Translate every (input, output) pair; unreadable inputs are reported and skipped."""
@@ -329,12 +331,14 @@ def translate(
     loaded = load_generator(ckpt, direction, fmt, **overrides)
     what = f"{loaded.direction} " if loaded.direction else ""
     log.info(
-        "%s generator (%s%s, ngf=%d, %d blocks) from %s: %d images -> %s",
+        "%s generator (%s%s, ngf=%d, %d blocks, %d -> %d channels) from %s: %d images -> %s",
         loaded.format,
         what,
         loaded.spec.variant,
         loaded.spec.ngf,
         loaded.spec.n_residual_blocks,
+        loaded.spec.channels,
+        loaded.spec.out_channels,
         loaded.source,
         len(pairs),
         output,
