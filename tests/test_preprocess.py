@@ -278,3 +278,20 @@ def test_display_repeats_grayscale_for_grids_only() -> None:
     assert to_display_rgb(rgb) is rgb
     with pytest.raises(ValueError, match="1 or 3"):
         to_display_rgb(torch.rand(1, 2, 4, 4))
+
+
+def test_uncropped_modes_report_their_sizes_and_refuse_mixed_batches(tmp_path: Path) -> None:
+    root = make_root(tmp_path)
+    data = UnpairedImageDataset(root, preprocess=MODES["scale_width"][0])
+    assert data.sample_sizes()["A"] == {(20, 32), (52, 32), (32, 32)}
+    data.check_batch_size(1)  # one image per batch: any shapes train
+    with pytest.raises(ValueError, match=r"domain A has 3 sample sizes .* trainer\.batch_size=1"):
+        data.check_batch_size(2)
+    cropped = UnpairedImageDataset(root, preprocess=MODES["crop"][0])
+    assert cropped.sample_sizes() == {"A": {(16, 20)}, "B": {(16, 20)}}
+    cropped.check_batch_size(8)
+    same = tmp_path / "same"
+    for side in "AB":
+        for i in range(2):
+            noise_image(same / f"train{side}" / f"{i}.png", i, (40, 24))
+    UnpairedImageDataset(same, preprocess=MODES["none"][0]).check_batch_size(2)

@@ -343,6 +343,42 @@ class UnpairedImageDataset(Dataset):
         """True when samples come from the in-memory uint8 cache."""
         return self._cache is not None
 
+    def sample_sizes(self) -> dict[str, set[tuple[int, int]]]:
+        """Per domain, the distinct ``(height, width)`` of its samples, from the file headers.
+
+        One size per domain in the cropping modes; ``scale_width`` and ``none`` keep each image's
+        aspect, so a folder of mixed shapes gives several. What :meth:`check_batch_size` uses.
+        """
+        spec = self.preprocess
+        sizes: dict[str, set[tuple[int, int]]] = {}
+        for domain, files, _ in self._domains():
+            if spec is not None and spec.crops:
+                sizes[domain] = {spec.crop_size}
+                continue
+            found = set()
+            for path in files:
+                size = _oriented_size(path)
+                if size is not None:
+                    width, height = spec.resized_size(*size) if spec is not None else size
+                    found.add((height, width))
+            sizes[domain] = found
+        return sizes
+
+    def check_batch_size(self, batch_size: int) -> None:
+        """Raise, before training, if batches of ``batch_size`` would mix sample sizes."""
+        if batch_size <= 1:
+            return
+        for domain, sizes in self.sample_sizes().items():
+            if len(sizes) > 1:
+                shown = ", ".join(f"{h}x{w}" for h, w in sorted(sizes)[:4])
+                mode = self.preprocess.mode.value if self.preprocess is not None else "none"
+                raise ValueError(
+                    f"dataset.preprocess={mode} keeps each image's shape and domain {domain} has "
+                    f"{len(sizes)} sample sizes ({shown}{', ...' if len(sizes) > 4 else ''}), which "
+                    f"cannot share a batch of {batch_size}; use trainer.batch_size=1 or a cropping "
+                    "mode (resize_and_crop, crop, scale_width_and_crop)"
+                )
+
     def _domains(self) -> tuple[tuple[str, list[Path], Path], ...]:
         return (("A", self.files_A, self.dir_A), ("B", self.files_B, self.dir_B))
 
