@@ -277,22 +277,22 @@ class Preprocessing:
         """Both stages on a PIL image: a training sample in [-1, 1] (the file path)."""
         return augment(self.load_uint8(img), self)
 
+    def _cover_crop(self, img: Image.Image) -> Image.Image:
+        if self.fits(*img.size):
+            return img
+        return T.Resize(max(self.crop_size), interpolation=InterpolationMode.BICUBIC)(img)
+
     def eval_transform(self) -> T.Compose:
         """Deterministic counterpart for sample grids and metrics: the same resize, no mirror,
         and a centre crop for the cropping modes. In ``crop`` mode an image smaller than the crop
         is first upscaled (short side to the crop's longer side) so no test image is dropped."""
         steps: list[object] = [T.Lambda(self.resize)]
         if self.mode is Preprocess.crop:
-            side = max(self.crop_size)
-            steps.append(T.Lambda(lambda img: img if self.fits(*img.size) else _cover(img, side)))
+            steps.append(T.Lambda(self._cover_crop))
         if self.crops:
             steps.append(T.CenterCrop(self.crop_size))
         steps += [T.ToTensor(), T.Normalize(_MEAN, _STD)]
         return T.Compose(steps)
-
-
-def _cover(img: Image.Image, side: int) -> Image.Image:
-    return T.Resize(side, interpolation=InterpolationMode.BICUBIC)(img)
 
 
 def to_uint8_tensor(img: Image.Image) -> torch.Tensor:
