@@ -115,6 +115,8 @@ def test_dataset_with_preprocess_equals_todays_transform_arguments(tmp_path: Pat
         for side in "AB":
             assert torch.equal(typed[key][side], today[key][side])
             assert torch.equal(cached[key][side], today[key][side])
+    with pytest.raises(ValueError, match="not both"):
+        UnpairedImageDataset(root, img_size=16, preprocess=Preprocessing.legacy(16))
 
 
 @pytest.mark.parametrize("channels", [(3, 3), (1, 1), (1, 3), (3, 1)], ids=str)

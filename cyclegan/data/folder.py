@@ -304,6 +304,10 @@ class UnpairedImageDataset(Dataset):
             "A": check_channels(channels_A, "channels_A"),
             "B": check_channels(channels_B, "channels_B"),
         }
+        if preprocess is not None and img_size is not None:
+            raise ValueError(
+                "pass either preprocess= or the older img_size=/load_scale=/flip=, not both"
+            )
         if preprocess is None and img_size is not None:
             preprocess = Preprocessing.legacy(img_size, load_scale, flip)
         if cache and preprocess is None:
