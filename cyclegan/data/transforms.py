@@ -159,6 +159,7 @@ def _positive_int(value: object) -> bool:
 
 def parse_crop_size(value: int | str | Sequence[int]) -> tuple[int, int]:
     """``256`` -> (256, 256); ``"256x512"`` (height x width) or ``(256, 512)`` -> (256, 512)."""
+    given = value
     if isinstance(value, str):
         text = value.strip().lower()
         parts = text.split("x") if "x" in text else [text, text]
@@ -169,7 +170,7 @@ def parse_crop_size(value: int | str | Sequence[int]) -> tuple[int, int]:
     if isinstance(value, tuple | list) and len(value) == 2 and all(_positive_int(v) for v in value):
         return int(value[0]), int(value[1])
     raise ValueError(
-        f"crop_size={value!r}: use a positive integer (square) or 'HxW' such as '256x512'; "
+        f"crop_size={given!r}: use a positive integer (square) or 'HxW' such as '256x512'; "
         "fix dataset.crop_size"
     )
 
