@@ -23,6 +23,7 @@ from cyclegan.data.transforms import (
     Preprocess,
     Preprocessing,
     augment,
+    eval_transform,
     parse_crop_size,
     to_display_rgb,
     to_uint8_tensor,
@@ -250,7 +251,7 @@ def test_grayscale_loading_stays_one_channel(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="channels_B=4"):
         UnpairedImageDataset(tmp_path, channels_B=4)
     folder = ImageFolderDataset(tmp_path, Preprocessing("none", 1, 4).eval_transform(), 1)
-    assert {tuple(folder[i].shape) for i in range(len(folder))} == {(1, 8, 4)}
+    assert {tuple(folder[i].shape) for i in range(len(folder))} == {(1, 4, 4)}
 
 
 def test_eval_transform_is_deterministic_and_centre_crops() -> None:
@@ -262,7 +263,11 @@ def test_eval_transform_is_deterministic_and_centre_crops() -> None:
     assert torch.equal(out, centre) and torch.equal(tf(img), out)
     small = Preprocessing("crop", 1, 24).eval_transform()(img)  # upscaled, not dropped
     assert small.shape == (3, 24, 24)
-    assert Preprocessing("scale_width", 32, 16).eval_transform()(img).shape == (3, 20, 32)
+    # Every mode gives crop_size, so test images of any shape stack into one tensor.
+    for mode in Preprocess:
+        assert Preprocessing(mode, 32, "16x24").eval_transform()(img).shape == (3, 16, 24)
+    # The default mode's evaluation images are exactly those of eval_transform(img_size).
+    assert torch.equal(Preprocessing.legacy(16).eval_transform()(img), eval_transform(16)(img))
 
 
 def test_augment_refuses_an_image_smaller_than_the_crop() -> None:

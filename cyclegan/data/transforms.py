@@ -278,22 +278,31 @@ class Preprocessing:
         """Both stages on a PIL image: a training sample in [-1, 1] (the file path)."""
         return augment(self.load_uint8(img), self)
 
-    def _cover_crop(self, img: Image.Image) -> Image.Image:
-        if self.fits(*img.size):
+    def _eval_resize(self, img: Image.Image) -> Image.Image:
+        cover = T.Resize(max(self.crop_size), interpolation=InterpolationMode.BICUBIC)
+        if self.mode is Preprocess.resize_and_crop:
+            return cover(img)  # the whole image at crop scale, as eval_transform(img_size) does
+        img = self.resize(img)
+        if img.height >= self.crop_size[0] and img.width >= self.crop_size[1]:
             return img
-        return T.Resize(max(self.crop_size), interpolation=InterpolationMode.BICUBIC)(img)
+        return cover(img)
 
     def eval_transform(self) -> T.Compose:
-        """Deterministic counterpart for sample grids and metrics: the same resize, no mirror,
-        and a centre crop for the cropping modes. In ``crop`` mode an image smaller than the crop
-        is first upscaled (short side to the crop's longer side) so no test image is dropped."""
-        steps: list[object] = [T.Lambda(self.resize)]
-        if self.mode is Preprocess.crop:
-            steps.append(T.Lambda(self._cover_crop))
-        if self.crops:
-            steps.append(T.CenterCrop(self.crop_size))
-        steps += [T.ToTensor(), T.Normalize(_MEAN, _STD)]
-        return T.Compose(steps)
+        """Deterministic counterpart for sample grids and metrics: one ``crop_size`` in every mode.
+
+        ``resize_and_crop`` resizes the short side to the crop's longer side (for a square crop
+        exactly :func:`eval_transform`); the other modes apply their own resize, an image still
+        smaller than the crop is upscaled (short side to the crop's longer side), then all take a
+        centre crop and no mirror. So test images of any shape stack, whatever the mode.
+        """
+        return T.Compose(
+            [
+                T.Lambda(self._eval_resize),
+                T.CenterCrop(self.crop_size),
+                T.ToTensor(),
+                T.Normalize(_MEAN, _STD),
+            ]
+        )
 
 
 def to_uint8_tensor(img: Image.Image) -> torch.Tensor:
