@@ -3,8 +3,8 @@
     python benchmarks/activation_memory.py                        # CPU, 256 px / 9 blocks / batch 1
     python benchmarks/activation_memory.py --device cuda --cases 256/9/1,256/9/4
 
-Each measurement runs the default training step (`benchmarks/train_step.py`'s `optimized` mode,
-paper widths ngf = ndf = 64) in a fresh child process, alternating the two settings (off on off
+Each measurement runs the default training step (`benchmarks/train_step.py`'s `optimized` and
+`optimized+ckpt` modes, paper widths ngf = ndf = 64) in a fresh child process, alternating the two settings (off on off
 on ...), so each peak is that setting's own and a drifting machine affects both alike:
 - CPU: the step's peak resident memory, VmHWM (the process's RSS high-water mark) minus the RSS
   after the model, optimizer and batch exist; it includes the gradients and Adam's moments that
@@ -44,13 +44,10 @@ def child(case: str, setting: str, device_name: str, steps: int) -> dict:
     sys.path.insert(0, str(HERE))
     from train_step import make_trainer, step_of  # the default step, as train_step.py runs it
 
-    from cyclegan.activation_checkpointing import enable_activation_checkpointing
-
     size, blocks, batch = (int(x) for x in case.split("/"))
     device = torch.device(device_name)
-    trainer = make_trainer(size, blocks, batch, device, "optimized")
-    if setting == "on":
-        enable_activation_checkpointing(trainer.model)
+    mode = "optimized+ckpt" if setting == "on" else "optimized"
+    trainer = make_trainer(size, blocks, batch, device, mode)
     g = torch.Generator().manual_seed(1)
     a = (torch.rand(batch, 3, size, size, generator=g) * 2 - 1).to(device)
     b = (torch.rand(batch, 3, size, size, generator=g) * 2 - 1).to(device)

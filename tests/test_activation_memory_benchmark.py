@@ -8,6 +8,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 import activation_memory
+import torch
+import train_step
+
+from cyclegan.activation_checkpointing import is_checkpointed
 
 
 def test_both_settings_do_the_same_math_and_report_memory() -> None:
@@ -18,3 +22,10 @@ def test_both_settings_do_the_same_math_and_report_memory() -> None:
     for r in (off, on):
         assert r["s/step"] > 0 and r["rss_peak_gib"] > 0 and r["rss_step_gib"] >= 0
         assert r["rss_peak_gib"] >= r["rss_step_gib"]
+
+
+def test_ckpt_mode_switches_the_residual_blocks() -> None:
+    t = train_step.make_trainer(32, 2, 1, torch.device("cpu"), "optimized+ckpt")
+    assert sum(is_checkpointed(m) for m in t.model.modules()) == 4  # 2 blocks x 2 generators
+    plain = train_step.make_trainer(32, 2, 1, torch.device("cpu"), "optimized")
+    assert not any(is_checkpointed(m) for m in plain.model.modules())
