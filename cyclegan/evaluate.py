@@ -135,10 +135,8 @@ def evaluate(
     root = prepare_dataset(dataset["root"], dataset["synthetic"])  # regenerates the built-in set
     dev = resolve_device(device)
     generators = _load_generators(weights, direction, dev, ckpt)
-    channels_A, channels_B = _domain_channels(generators)
-    test = load_test_images(
-        root, dataset["preprocessing"], dataset["paired_test"], None, channels_A, channels_B
-    )
+    channels = _domain_channels(generators)
+    test = load_test_images(root, dataset["preprocessing"], dataset["paired_test"], None, *channels)
     extractor, skipped = _feature_extractor(fid, extractor, inception_weights)
     if not test.paired and extractor is None:
         raise ValueError(
@@ -163,9 +161,7 @@ def evaluate(
         "metrics": metrics,
         "baselines": evaluator.baselines,
         "fid_skipped": skipped if fid else None,
-        "notes": [GRAYSCALE_NOTE]
-        if extractor is not None and 1 in (channels_A, channels_B)
-        else [],
+        "notes": [GRAYSCALE_NOTE] if extractor is not None and 1 in channels else [],
     }
 
 

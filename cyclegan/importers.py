@@ -275,11 +275,8 @@ def infer_spec(tensors: Mapping[str, torch.Tensor]) -> GeneratorSpec:
 
 
 def io_channels(tensors: Mapping[str, torch.Tensor]) -> tuple[int, int]:
-    """(input, output) channel counts of a ResNet generator, read off its first and last 7x7 convs.
-
-    The official code trains grayscale models with `--input_nc 1` / `--output_nc 1` and records
-    neither in the file, so the weights are the only place to learn them.
-    """
+    """(input, output) channels of a ResNet generator, from its first and last 7x7 convs: the
+    official code records neither `--input_nc` nor `--output_nc` in its files."""
     first = tensors.get("model.1.weight")
     convs = {
         int(m.group(1)): value

@@ -139,3 +139,24 @@ def test_old_img_size_keys_give_the_same_preprocessing(compose_cfg) -> None:
     assert spec == Preprocessing.legacy(64, 1.12)
     wide = preprocessing_from_keys("resize_and_crop", None, "64x128", True, 64, 1.12)
     assert wide.load_size == int(128 * 1.12) and wide.crop_size == (64, 128)
+
+
+def test_evaluate_scores_a_grayscale_domain_and_says_fid_repeats_it(
+    compose_cfg, tmp_path: Path
+) -> None:
+    from cyclegan.evaluate import evaluate
+    from cyclegan.evaluation.distribution import GRAYSCALE_NOTE
+
+    from .test_evaluation import TinyExtractor
+
+    root = write_folder(tmp_path / "set")
+    run = tmp_path / "gray"
+    train(compose_cfg(*overrides(root, "resize_and_crop", (1, 3)), f"paths.output_dir={run}"))
+    result = evaluate(run / "checkpoints" / "last.pt", extractor=TinyExtractor(), device="cpu")
+    summary = json.loads((run / "summary.json").read_text())
+    # The same one-channel test images and numbers as the run's own end-of-training evaluation.
+    for key in ("eval/psnr_AB", "eval/ssim_BA"):
+        assert result["metrics"][key] == pytest.approx(summary[key], rel=1e-6), key
+    assert np.isfinite(result["metrics"]["eval/fid_BA"])  # 1-channel fakes of A, as RGB
+    assert result["notes"] == [GRAYSCALE_NOTE]
+    assert np.isfinite(result["baselines"]["baseline/identity/psnr_AB"])  # gray vs RGB truth
