@@ -160,3 +160,18 @@ def test_evaluate_scores_a_grayscale_domain_and_says_fid_repeats_it(
     assert np.isfinite(result["metrics"]["eval/fid_BA"])  # 1-channel fakes of A, as RGB
     assert result["notes"] == [GRAYSCALE_NOTE]
     assert np.isfinite(result["baselines"]["baseline/identity/psnr_AB"])  # gray vs RGB truth
+
+
+def test_crop_mode_counts_the_skipped_small_images_in_the_summary(
+    compose_cfg, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = write_folder(tmp_path / "set")
+    small = root / "trainA" / "small.png"
+    Image.new("RGB", (20, 40)).save(small)
+    args = [*overrides(root, "crop", (3, 3)), "trainer.steps_per_epoch=1", "trainer.sample_every=0"]
+    with caplog.at_level("WARNING"):
+        train(compose_cfg(*args))
+    lines = [r.getMessage() for r in caplog.records if "small.png" in r.getMessage()]
+    assert len(lines) == 1 and "40x20 (HxW) is smaller than the 32x40 crop" in lines[0]
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["data/skipped_images"] == 1
