@@ -58,6 +58,7 @@ def loader_images_per_second(
     """(A+B images per second after warm-up, seconds to build the loader incl. any cache fill)."""
     dataset = DatasetSpec(
         name="synthetic", root=str(root), img_size=size, load_scale=1.12, flip=True,
+        preprocess="resize_and_crop", load_size=None, crop_size=None, channels_A=3, channels_B=3,
         download_name=None, paired_test=True, synthetic=None, cache=cache, cache_max_gb=4.0,
     )  # fmt: skip
     start = time.perf_counter()

@@ -12,7 +12,9 @@ drifts affects all alike; times are medians after warm-up.
 - `optimized` is `cyclegan.methods.cyclegan.CycleGAN.training_step` with the default settings (batched
   generator passes, one discriminator call on real+fake, frozen discriminators in the generator
   update, set_to_none, fused Adam). `+bf16`/`+fp16` (trainer.precision), `+cl` (channels_last) and
-  `+compile` (torch.compile) add the opt-in knobs; `+strict` turns cuDNN's TF32 off, so fp32
+  `+compile` (torch.compile) add the opt-in knobs, `+ckpt` activation checkpointing (its CPU
+  memory: `activation_memory.py`, which runs the modes in separate processes for their peak
+  RSS); `+strict` turns cuDNN's TF32 off, so fp32
   convolutions on a GPU do true fp32 math (PyTorch's default runs them as TF32).
 Same math: the losses after one step from the same seed agree with the baseline's to ~1e-5 in fp32
 ("loss gap"; reduced precision shows its own rounding there). FLOPs are counted once per case with
@@ -31,6 +33,7 @@ from functools import partial
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from cyclegan.activation_checkpointing import enable_activation_checkpointing
 from cyclegan.losses import CycleGANLoss
 from cyclegan.methods.cyclegan import CycleGAN as Trainer
 from cyclegan.models import CycleGAN
@@ -66,14 +69,17 @@ def make_trainer(
 ) -> Trainer:
     """A trainer with the paper's widths (ngf = ndf = 64) and the knobs `mode` names."""
     knobs = set(mode.split("+")[1:])
-    unknown = knobs - {"bf16", "fp16", "cl", "compile", "strict"}
+    unknown = knobs - {"bf16", "fp16", "cl", "compile", "strict", "ckpt"}
     if unknown:
         raise SystemExit(
-            f"unknown mode option(s) {sorted(unknown)}: use +bf16, +fp16, +cl, +compile, +strict"
+            f"unknown mode option(s) {sorted(unknown)}: use +bf16, +fp16, +cl, +compile, +strict, "
+            "+ckpt"
         )
     baseline = mode == "baseline"
     torch.manual_seed(0)
     model = CycleGAN("resnet", n_residual_blocks=blocks, ngf=64, ndf=64)
+    if "ckpt" in knobs:  # trainer.activation_checkpointing=true
+        enable_activation_checkpointing(model)
     optimizer = partial(
         torch.optim.Adam,
         lr=2e-4,

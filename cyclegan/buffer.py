@@ -51,12 +51,18 @@ class ReplayBuffer:
                 out.append(image)
         return torch.stack(out)
 
-    def state_dict(self) -> dict[str, torch.Tensor | int]:
-        """Plain tensors only, so a checkpoint loads with torch.load(weights_only=True)."""
-        stacked = torch.stack(self.images) if self.images else torch.empty(0)
-        return {"images": stacked, "max_size": self.max_size}
+    def state_dict(self) -> dict[str, torch.Tensor | list[torch.Tensor] | int]:
+        """Plain tensors only, so a checkpoint loads with torch.load(weights_only=True): one
+        stacked tensor, or a list when the fakes differ in size (preprocess=scale_width or none
+        keep each image's shape)."""
+        same = all(img.shape == self.images[0].shape for img in self.images)
+        images = torch.stack(self.images) if self.images and same else list(self.images)
+        if not self.images:
+            images = torch.empty(0)
+        return {"images": images, "max_size": self.max_size}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor | int]) -> None:
+    def load_state_dict(self, state: dict[str, torch.Tensor | list[torch.Tensor] | int]) -> None:
         images = state["images"]
-        assert isinstance(images, torch.Tensor)
-        self.images = [img.clone() for img in images] if images.numel() else []
+        assert isinstance(images, torch.Tensor | list)
+        empty = isinstance(images, torch.Tensor) and not images.numel()
+        self.images = [] if empty else [img.clone() for img in images]

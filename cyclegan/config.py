@@ -18,6 +18,8 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from cyclegan.data.spec import preprocessing_from_keys
+from cyclegan.data.transforms import Preprocess
 from cyclegan.errors import ConfigError
 from cyclegan.losses import GanMode
 from cyclegan.models import Variant
@@ -42,6 +44,8 @@ class ModelConfig:
     ndf: int = MISSING  # discriminator width
     channels: int = MISSING
     init_std: float = MISSING
+    channels_A: int | None = MISSING  # per-domain channel counts (dataset.channels_A/B)
+    channels_B: int | None = MISSING
 
 
 @dataclass
@@ -51,7 +55,12 @@ class DatasetConfig:
     root: str = MISSING
     img_size: int = MISSING
     load_scale: float = MISSING
+    preprocess: Preprocess = MISSING
+    load_size: int | None = MISSING
+    crop_size: Any = MISSING  # an int or "HxW"
     flip: bool = MISSING
+    channels_A: int = MISSING
+    channels_B: int = MISSING
     download_name: str | None = MISSING
     paired_test: bool = MISSING
     synthetic: Any = MISSING  # the built-in set's generator (a `_target_` node) or null
@@ -108,6 +117,7 @@ class TrainerConfig:
     precision: str = MISSING
     compile: bool = MISSING
     channels_last: bool = MISSING
+    activation_checkpointing: bool = MISSING
     cudnn_benchmark: bool = MISSING
     strategy: str = MISSING
 
@@ -175,6 +185,7 @@ def validate(cfg: Any) -> None:
     _validate_loss_and_optim(cfg.loss, cfg.optim)
     _validate_schedule(cfg.schedule)
     _validate_dataset(cfg.dataset)
+    _validate_channels(cfg.dataset, cfg.loss)
     _validate_trainer(cfg.trainer)
     _check(
         cfg.optimized_mode in ("max", "min"),
@@ -230,6 +241,30 @@ def _validate_dataset(d: Any) -> None:
     )
     _check(
         d.load_scale >= 1.0, f"dataset.load_scale={d.load_scale}: must be >= 1 (resize, then crop)"
+    )
+    try:
+        spec = preprocessing_from_keys(
+            d.preprocess, d.load_size, d.crop_size, d.flip, d.img_size, d.load_scale
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for side in spec.crop_size:
+        _check(
+            16 <= side <= MAX_IMG_SIZE and side % 4 == 0,
+            f"dataset.crop_size={d.crop_size}: use sides that are multiples of 4 from 16 to "
+            f"{MAX_IMG_SIZE} (the generator downsamples twice by 2)",
+        )
+
+
+def _validate_channels(d: Any, loss: Any) -> None:
+    for key in ("channels_A", "channels_B"):
+        value = getattr(d, key)
+        _check(value in (1, 3), f"dataset.{key}={value}: use 1 (grayscale) or 3 (RGB)")
+    _check(
+        d.channels_A == d.channels_B or loss.lambda_id == 0,
+        f"loss.lambda_id={loss.lambda_id} needs dataset.channels_A == dataset.channels_B (the "
+        f"identity loss feeds B images to G_AB), got {d.channels_A} and {d.channels_B}; "
+        "set loss.lambda_id=0",
     )
 
 

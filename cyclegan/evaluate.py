@@ -26,7 +26,13 @@ from cyclegan.checkpoint import CheckpointError
 from cyclegan.cli import boolean, run_command
 from cyclegan.data.builders import load_test_images, prepare_dataset, synthetic_from_config
 from cyclegan.data.folder import DatasetNotFoundError, UnreadableImageError
-from cyclegan.evaluation.distribution import InceptionUnavailableError, load_inception
+from cyclegan.data.spec import preprocessing_from_keys
+from cyclegan.data.transforms import Preprocessing
+from cyclegan.evaluation.distribution import (
+    GRAYSCALE_NOTE,
+    InceptionUnavailableError,
+    load_inception,
+)
 from cyclegan.evaluation.evaluator import TranslationEvaluator
 from cyclegan.evaluation.paired import PairedEvaluator
 from cyclegan.evaluation.report import format_evaluation
@@ -45,12 +51,31 @@ def _dataset_config(
     from_ckpt = dict(config.get("dataset") or {}) if data is None else {}
     if data is None and not from_ckpt:
         raise ValueError("this file does not record its dataset; pass data=<dataset folder>")
+    size = img_size or from_ckpt.get("img_size") or 256
+    preprocessing = Preprocessing.legacy(size)
+    if img_size is None and from_ckpt.get("preprocess"):  # the run's own evaluation images
+        preprocessing = preprocessing_from_keys(
+            from_ckpt["preprocess"],
+            from_ckpt.get("load_size"),
+            from_ckpt.get("crop_size"),
+            False,
+            size,
+            from_ckpt.get("load_scale", 1.12),
+        )
     return {
         "root": data or from_ckpt["root"],
-        "img_size": img_size or from_ckpt.get("img_size") or 256,
+        "img_size": size,
+        "preprocessing": preprocessing,
         "paired_test": from_ckpt.get("paired_test", False) if paired is None else paired,
         "synthetic": synthetic_from_config(from_ckpt.get("synthetic")),
     }
+
+
+def _domain_channels(generators: dict[str, Any]) -> tuple[int, int]:
+    """(channels_A, channels_B) as the generators read and write them."""
+    if generators["AtoB"] is not None:
+        return generators["AtoB"].in_channels, generators["AtoB"].out_channels
+    return generators["BtoA"].out_channels, generators["BtoA"].in_channels
 
 
 def _load_generators(
@@ -110,7 +135,8 @@ def evaluate(
     root = prepare_dataset(dataset["root"], dataset["synthetic"])  # regenerates the built-in set
     dev = resolve_device(device)
     generators = _load_generators(weights, direction, dev, ckpt)
-    test = load_test_images(root, dataset["img_size"], dataset["paired_test"])
+    channels = _domain_channels(generators)
+    test = load_test_images(root, dataset["preprocessing"], dataset["paired_test"], None, *channels)
     extractor, skipped = _feature_extractor(fid, extractor, inception_weights)
     if not test.paired and extractor is None:
         raise ValueError(
@@ -135,6 +161,7 @@ def evaluate(
         "metrics": metrics,
         "baselines": evaluator.baselines,
         "fid_skipped": skipped if fid else None,
+        "notes": [GRAYSCALE_NOTE] if extractor is not None and 1 in channels else [],
     }
 
 
@@ -192,6 +219,8 @@ def _run(args: argparse.Namespace) -> int:
         f"{result['ckpt']} on {result['data']} (test: {n['A']} A, {n['B']} B, {result['img_size']} px)"
     )
     print(format_evaluation(result["metrics"], result["baselines"]))
+    for note in result["notes"]:
+        print(note)
     if args.output:
         output = Path(args.output)
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -39,6 +39,16 @@ log = logging.getLogger("cyclegan.export")
 EXPORT_VERSION = 1
 
 
+_CHANNEL_NAMES = {1: "grayscale", 3: "RGB"}
+
+
+def io_description(in_channels: int, out_channels: int) -> str:
+    """What goes in and comes out, for someone writing their own inference code."""
+    names = [_CHANNEL_NAMES.get(c, f"{c}-channel") for c in (in_channels, out_channels)]
+    what = f"{names[0]} in and out" if names[0] == names[1] else f"{names[0]} in, {names[1]} out"
+    return f"{what}, values in [-1, 1] (pixel / 127.5 - 1); any size divisible by 4"
+
+
 def export_info(loaded: LoadedGenerator, weights_name: str) -> dict[str, Any]:
     """The JSON that describes one exported generator."""
     config = loaded.meta.get("config") or {}
@@ -49,7 +59,9 @@ def export_info(loaded: LoadedGenerator, weights_name: str) -> dict[str, Any]:
             source[key] = loaded.meta[key]
     if dataset:
         source["dataset"] = dataset.get("name")
-        source["img_size"] = dataset.get("img_size")
+        for key in ("img_size", "preprocess", "load_size", "crop_size"):
+            if dataset.get(key) is not None:
+                source[key] = dataset[key]
     if loaded.format is Format.exported:  # re-export: keep the original provenance
         source = loaded.meta.get("source", source)
     return {
@@ -58,7 +70,9 @@ def export_info(loaded: LoadedGenerator, weights_name: str) -> dict[str, Any]:
         "weights": weights_name,
         "direction": str(loaded.direction) if loaded.direction else None,
         "architecture": loaded.spec.to_dict(),
-        "io": "RGB in and out, values in [-1, 1] (pixel / 127.5 - 1); any size divisible by 4",
+        "io": io_description(
+            loaded.spec.channels, loaded.spec.out_channels or loaded.spec.channels
+        ),
         "source": source,
     }
 
@@ -95,11 +109,13 @@ def export(
         name = loaded.direction.container_key if loaded.direction else "generator"
         path, _ = save_generator(loaded, output / f"{name}.safetensors")
         log.info(
-            "%s: %s generator, ngf=%d, %d blocks -> %s",
+            "%s: %s generator, ngf=%d, %d blocks, %d -> %d channels -> %s",
             name,
             loaded.spec.variant,
             loaded.spec.ngf,
             loaded.spec.n_residual_blocks,
+            loaded.spec.channels,
+            loaded.spec.out_channels,
             path,
         )
         written.append(path)

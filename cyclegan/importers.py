@@ -10,7 +10,9 @@ Four formats, told apart by their keys (or forced with `fmt=`):
   pretrained models (residual blocks under ``conv_block.``).
 
 None of the foreign formats records its hyper-parameters, so the architecture is read off the keys
-and shapes: ``model.1.weight`` is (ngf, channels, 7, 7), and the residual blocks are counted. The
+and shapes: ``model.1.weight`` is (ngf, input channels, 7, 7), the last 7x7 conv is (output
+channels, ngf, 7, 7) (1 for models trained with ``--input_nc 1``/``--output_nc 1``), and the residual
+blocks are counted. The
 generator is then built and loaded with ``strict=True``, so every tensor lands in its layer or the
 load fails. Two quirks of real files are undone first: the ``module.`` prefix of DataParallel (and
 ``_orig_mod.`` of ``torch.compile``), and the InstanceNorm running-stat keys of checkpoints saved
@@ -56,25 +58,45 @@ class Direction(StrEnum):
 _UPSAMPLING = {"resnet": "nearest", "paper": "transposed"}
 _BLOCK_ATTR = {"nearest": "block", "transposed": "conv_block"}
 _BLOCK_KEY = re.compile(r"^model\.(\d+)\.(block|conv_block)\.")
+_TOP_CONV_KEY = re.compile(r"^model\.(\d+)\.weight$")
 _LEGACY_NORM_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
 @dataclass(frozen=True)
 class GeneratorSpec:
-    """Everything needed to rebuild a generator; what the exported JSON's "architecture" holds."""
+    """Everything needed to rebuild a generator; what the exported JSON's "architecture" holds.
+
+    `channels` is the input's channel count (the official `input_nc`), `out_channels` the
+    output's (`output_nc`; defaults to `channels`): 1 for grayscale, 3 for RGB.
+    """
 
     channels: int = 3
     ngf: int = 64
     n_residual_blocks: int = 9
     upsampling: str = "nearest"
+    out_channels: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.out_channels is None:
+            object.__setattr__(self, "out_channels", self.channels)
 
     @property
     def variant(self) -> str:
         return "resnet" if self.upsampling == "nearest" else "paper"
 
+    @property
+    def in_channels(self) -> int:
+        return self.channels
+
     def build(self) -> Generator:
-        return Generator(self.channels, self.ngf, self.n_residual_blocks, self.upsampling)
+        return Generator(
+            ngf=self.ngf,
+            n_residual_blocks=self.n_residual_blocks,
+            upsampling=self.upsampling,
+            in_channels=self.channels,
+            out_channels=self.out_channels,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "variant": self.variant}
@@ -82,11 +104,13 @@ class GeneratorSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> GeneratorSpec:
         upsampling = data.get("upsampling") or _UPSAMPLING[str(data.get("variant", "resnet"))]
+        channels = int(data.get("in_channels", data.get("channels", 3)))
         return cls(
-            channels=int(data.get("channels", 3)),
+            channels=channels,
             ngf=int(data["ngf"]),
             n_residual_blocks=int(data["n_residual_blocks"]),
             upsampling=str(upsampling),
+            out_channels=int(data.get("out_channels", channels)),
         )
 
 
@@ -246,8 +270,24 @@ def infer_spec(tensors: Mapping[str, torch.Tensor]) -> GeneratorSpec:
             "(--no_dropout off); that layout is not supported"
         )
     upsampling = "nearest" if next(iter(blocks.values())) == "block" else "transposed"
-    ngf, channels = int(first.shape[0]), int(first.shape[1])
-    return GeneratorSpec(channels, ngf, len(blocks), upsampling)
+    in_channels, out_channels = io_channels(tensors)
+    return GeneratorSpec(in_channels, int(first.shape[0]), len(blocks), upsampling, out_channels)
+
+
+def io_channels(tensors: Mapping[str, torch.Tensor]) -> tuple[int, int]:
+    """(input, output) channels of a ResNet generator, from its first and last 7x7 convs: the
+    official code records neither `--input_nc` nor `--output_nc` in its files."""
+    first = tensors.get("model.1.weight")
+    convs = {
+        int(m.group(1)): value
+        for key, value in tensors.items()
+        if (m := _TOP_CONV_KEY.match(key)) and value.dim() == 4 and tuple(value.shape[2:]) == (7, 7)
+    }
+    if first is None or len(convs) < 2:
+        raise CheckpointError(
+            "no first and last 7x7 convolutions ('model.<i>.weight'): not a CycleGAN ResNet generator"
+        )
+    return int(first.shape[1]), int(convs[max(convs)].shape[0])
 
 
 def _select_direction(
@@ -312,12 +352,18 @@ def build_generator(
     """Our `Generator` holding the file's weights (strict load), in eval mode on the CPU.
 
     `direction` picks G_AB or G_BA from a checkpoint; single-generator files hold one already.
-    `overrides` (ngf, n_residual_blocks, channels, variant or upsampling) replace what the file
-    says or what the keys imply.
+    `overrides` (ngf, n_residual_blocks, channels, out_channels, variant or upsampling) replace
+    what the file says or what the keys imply. Channel counts otherwise come from the weights'
+    first and last convolutions (e.g. an official model trained with `--input_nc 1`).
     """
     tensors, chosen = _select_direction(weights, direction)
     tensors = _strip_wrapper_prefixes(tensors)
     spec = weights.spec or infer_spec(tensors)
+    if weights.spec is not None:
+        # A config names one channel count for the model (or channels_A/B, which this generator
+        # uses in one direction or the other); the weights say exactly which, so they decide.
+        in_channels, out_channels = io_channels(tensors)
+        spec = replace(spec, channels=in_channels, out_channels=out_channels)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if "variant" in overrides:
         overrides["upsampling"] = _UPSAMPLING[str(overrides.pop("variant"))]
@@ -332,7 +378,8 @@ def build_generator(
         first = str(exc).strip().splitlines()[1:2] or [str(exc)]
         raise CheckpointError(
             f"weights in '{weights.path}' do not fit a {spec.variant} generator with "
-            f"ngf={spec.ngf}, {spec.n_residual_blocks} blocks: {first[0].strip()[:200]}; "
+            f"ngf={spec.ngf}, {spec.n_residual_blocks} blocks, {spec.channels} -> "
+            f"{spec.out_channels} channels: {first[0].strip()[:200]}; "
             "check the file, or drop/adjust the format=/variant=/ngf=/n_residual_blocks= overrides"
         ) from None
     generator.eval()

@@ -69,13 +69,23 @@ def _conv_norm_relu(in_ch: int, out_ch: int, **conv_kwargs: int) -> list[nn.Modu
     ]
 
 
+def _check_channels(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
 class Generator(nn.Module):
-    """ResNet generator: c7s1-ngf, d2ngf, d4ngf, n x R4ngf, u2ngf, ungf, c7s1-3 + tanh.
+    """ResNet generator: c7s1-ngf, d2ngf, d4ngf, n x R4ngf, u2ngf, ungf, c7s1-C_out + tanh.
 
     `upsampling="nearest"` is PyTorch-GAN's (Upsample x2 + 3x3 conv, which avoids the checkerboard
     artefacts of transposed convs); `"transposed"` is the original paper's ConvTranspose2d.
     PyTorch-GAN pads the first conv by the number of input channels (3 for RGB); we pad by 3, the
     7x7 kernel's half-width, which is the same for RGB and right for any channel count.
+
+    `in_channels`/`out_channels` (the official `input_nc`/`output_nc`) default to `channels`, so a
+    grayscale -> RGB generator is `Generator(in_channels=1, out_channels=3)`; only the first and
+    last convs depend on them, and the state-dict keys are the same for every channel count.
     """
 
     def __init__(
@@ -84,20 +94,30 @@ class Generator(nn.Module):
         ngf: int = 64,
         n_residual_blocks: int = 9,
         upsampling: str = "nearest",
+        *,
+        in_channels: int | None = None,
+        out_channels: int | None = None,
     ) -> None:
         super().__init__()
         if n_residual_blocks < 0:
             raise ValueError(f"n_residual_blocks must be >= 0, got {n_residual_blocks}")
         if upsampling not in ("nearest", "transposed"):
             raise ValueError(f"upsampling must be 'nearest' or 'transposed', got {upsampling!r}")
-        self.channels = channels
+        self.in_channels = _check_channels(
+            "in_channels", channels if in_channels is None else in_channels
+        )
+        self.out_channels = _check_channels(
+            "out_channels", channels if out_channels is None else out_channels
+        )
+        # The input's channel count, under the name older callers read.
+        self.channels = self.in_channels
         self.ngf = ngf
         self.n_residual_blocks = n_residual_blocks
         self.upsampling = upsampling
 
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
-            *_conv_norm_relu(channels, ngf, kernel_size=7),
+            *_conv_norm_relu(self.in_channels, ngf, kernel_size=7),
         ]
         width = ngf
         for _ in range(2):  # downsampling: H -> H/4
@@ -116,10 +136,10 @@ class Generator(nn.Module):
                     nn.ReLU(inplace=True),
                 ]
             width //= 2
-        layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, channels, 7), nn.Tanh()]
+        layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, self.out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, H, W) -> (B, C_out, H, W)
         return self.model(x)
 
 
@@ -136,6 +156,7 @@ class Discriminator(nn.Module):
         super().__init__()
         if variant not in (Variant.resnet.value, Variant.paper.value):
             raise ValueError(f"discriminator variant must be 'resnet' or 'paper', got {variant!r}")
+        self.channels = _check_channels("channels", channels)
         self.variant = variant
         widths = [ndf, ndf * 2, ndf * 4, ndf * 8]
         strides = [2, 2, 2, 2] if variant == Variant.resnet.value else [2, 2, 2, 1]
@@ -184,6 +205,9 @@ class CycleGAN(nn.Module):
     """The four networks of CycleGAN in one container, so one state dict saves and loads them all.
 
     G_AB translates A -> B, G_BA translates B -> A; D_A scores images of domain A, D_B of domain B.
+    `channels_A`/`channels_B` (default `channels`) are each domain's channel count, e.g. 1 for
+    grayscale scans: G_AB maps channels_A -> channels_B, G_BA the reverse, and each
+    discriminator reads its own domain's channels.
     """
 
     def __init__(
@@ -194,6 +218,8 @@ class CycleGAN(nn.Module):
         ndf: int = 64,
         channels: int = 3,
         init_std: float = 0.02,
+        channels_A: int | None = None,
+        channels_B: int | None = None,
     ) -> None:
         super().__init__()
         if variant not in tuple(Variant):
@@ -201,10 +227,29 @@ class CycleGAN(nn.Module):
         variant = Variant(variant)
         upsampling = "nearest" if variant is Variant.resnet else "transposed"
         self.variant = variant
-        self.G_AB = Generator(channels, ngf, n_residual_blocks, upsampling)
-        self.G_BA = Generator(channels, ngf, n_residual_blocks, upsampling)
-        self.D_A = Discriminator(channels, ndf, variant.value)
-        self.D_B = Discriminator(channels, ndf, variant.value)
+        self.channels_A = _check_channels(
+            "channels_A", channels if channels_A is None else channels_A
+        )
+        self.channels_B = _check_channels(
+            "channels_B", channels if channels_B is None else channels_B
+        )
+        a, b = self.channels_A, self.channels_B
+        self.G_AB = Generator(
+            ngf=ngf,
+            n_residual_blocks=n_residual_blocks,
+            upsampling=upsampling,
+            in_channels=a,
+            out_channels=b,
+        )
+        self.G_BA = Generator(
+            ngf=ngf,
+            n_residual_blocks=n_residual_blocks,
+            upsampling=upsampling,
+            in_channels=b,
+            out_channels=a,
+        )
+        self.D_A = Discriminator(a, ndf, variant.value)
+        self.D_B = Discriminator(b, ndf, variant.value)
         init_weights(self, init_std)
 
     def generator_parameters(self) -> list[nn.Parameter]:

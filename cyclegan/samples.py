@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torchvision.utils import save_image
 
-from cyclegan.data.transforms import to_image_range
+from cyclegan.data.transforms import to_display_rgb, to_image_range
 
 
 @torch.no_grad()
@@ -31,8 +31,9 @@ def sample_rows(
 
 
 def save_sample_grid(rows: list[torch.Tensor], path: Path) -> Path:
-    """One PNG, a row per tensor, in display range [0, 1]."""
+    """One PNG, a row per tensor, in display range [0, 1]; a grayscale row (one channel) is shown
+    as gray RGB, so domains of 1 and 3 channels share a grid."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    grid = to_image_range(torch.cat(rows)).cpu()
+    grid = to_image_range(torch.cat([to_display_rgb(r) for r in rows])).cpu()
     save_image(grid, path, nrow=rows[0].shape[0], padding=2)
     return path

@@ -16,6 +16,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from cyclegan.activation_checkpointing import enable_activation_checkpointing
 from cyclegan.checkpoint import check_resume_config, find_resume_checkpoint, load_checkpoint
 from cyclegan.config import validate
 from cyclegan.data.builders import build_train_loader, load_test_images, prepare_dataset
@@ -102,7 +103,10 @@ def build_evaluation(
     """The evaluator (None where nothing can be scored) and the fixed images of sample grids."""
     n = cfg.trainer.n_samples
     scored = spec.paired_test or cfg.trainer.eval_fid  # else the samples are all it needs
-    test = load_test_images(root, spec.img_size, spec.paired_test, None if scored else n)
+    limit = None if scored else n
+    test = load_test_images(
+        root, spec.preprocessing(), spec.paired_test, limit, spec.channels_A, spec.channels_B
+    )
     samples = {"A": test.A[:n], "B": test.B[:n]}
     evaluator = build_evaluator(test, cfg.trainer.eval_fid, device, cfg.trainer.inception_weights)
     return evaluator, samples
@@ -111,6 +115,8 @@ def build_evaluation(
 def build_method(cfg: DictConfig, device: torch.device, strategy: SingleProcess) -> TrainingMethod:
     """The training algorithm (method group) over its networks (model) and losses (loss)."""
     networks = instantiate(cfg.model)
+    if cfg.trainer.activation_checkpointing:  # before any wrapping: DDP and compile see it
+        enable_activation_checkpointing(networks)
     return instantiate(
         cfg.method,
         networks=networks,

@@ -7,10 +7,12 @@ The output folder mirrors the input tree (same relative paths and file names). W
 training checkpoint (holding both directions; `direction=` picks one), our export, PyTorch-GAN's
 `G_AB_<epoch>.pth` or an official `latest_net_G_A.pth`; see `cyclegan.importers`.
 
-Images keep their size: each is reflection-padded to a multiple of 4 (the generator halves the size
-twice), translated and cropped back; `tile=N` translates images larger than N pixels in overlapping
-N x N tiles blended with linear ramps, which bounds memory. Instance norm normalises per tile
-then, so colours can shift slightly between tiles; keep tiles large (512+) for real photos. Images
+Images keep their size and come out with the generator's output channels (a grayscale model
+writes grayscale files; colour inputs to a grayscale model are reduced to luma first): each is
+reflection-padded to a multiple of 4 (the generator halves the size twice), translated and cropped
+back; `tile=N` translates images larger than N pixels in overlapping N x N tiles blended with
+linear ramps, which bounds memory (`cyclegan.tiling`; colours can shift slightly between tiles,
+since instance norm normalises per tile: keep tiles large, 512+, for real photos). Images
 of the same size are batched (instance norm is per sample, so batching changes no result).
 Inputs are never overwritten: an output folder that is (or contains) the input folder, or any
 output path that is an input file, is refused before anything is written. Unreadable images are
@@ -23,7 +25,7 @@ import argparse
 import glob
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,21 +33,20 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
-from torch.nn import functional as F
 
 from cyclegan.checkpoint import CheckpointError
 from cyclegan.cli import run_command
-from cyclegan.data.folder import UnreadableImageError, is_image_file, load_rgb
+from cyclegan.data.folder import UnreadableImageError, is_image_file, load_image
 from cyclegan.files import atomic_write
 from cyclegan.importers import Format, load_generator
 from cyclegan.runtime import resolve_device
+from cyclegan.tiling import run_padded, run_tiled
 
 # Named, not __name__: under `python -m cyclegan.translate` that is "__main__", outside our handler.
 log = logging.getLogger("cyclegan.translate")
 
 EXIT_PARTIAL = 1  # some inputs were unreadable and skipped; the rest were written
 _GLOB_CHARS = set("*?[")
-_MIN_SIDE = 8  # the generator's reflection pads need >= 2 pixels at 1/4 resolution
 JPEG_QUALITY = 95
 
 
@@ -150,68 +151,6 @@ def to_image(x: torch.Tensor) -> Image.Image:
     return Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
 
 
-def pad_to_multiple(x: torch.Tensor, multiple: int = 4) -> torch.Tensor:
-    """Pad (B, C, H, W) on the bottom/right to a multiple of `multiple` (and >= 8 px) by reflection.
-
-    Reflection keeps the border statistics close to the image's; sides too short to reflect (under
-    4 px) are padded by replication instead.
-    """
-    h, w = x.shape[-2:]
-    new_h = max(_MIN_SIDE, -(-h // multiple) * multiple)
-    new_w = max(_MIN_SIDE, -(-w // multiple) * multiple)
-    pad_h, pad_w = new_h - h, new_w - w
-    if pad_h == 0 and pad_w == 0:
-        return x
-    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
-    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
-
-
-def run_padded(generator: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Generator output at the input's exact size: pad, translate, crop back."""
-    h, w = x.shape[-2:]
-    return generator(pad_to_multiple(x))[..., :h, :w]
-
-
-def _starts(length: int, tile: int, stride: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    return [*range(0, length - tile, stride), length - tile]
-
-
-def _ramp(length: int, overlap: int, device: torch.device) -> torch.Tensor:
-    # Positive everywhere (a lone tile divides by its own weight), rising over `overlap` pixels.
-    i = torch.arange(length, device=device, dtype=torch.float32)
-    return torch.minimum((i + 1) / (overlap + 1), (length - i) / (overlap + 1)).clamp(max=1.0)
-
-
-def run_tiled(
-    generator: Callable[[torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    tile: int,
-    overlap: int,
-    batch_size: int = 4,
-) -> torch.Tensor:
-    """Translate (1, C, H, W) in overlapping tile x tile windows, blended by linear ramps."""
-    _, c, h, w = x.shape
-    th, tw = min(tile, h), min(tile, w)
-    boxes = [
-        (top, left)
-        for top in _starts(h, th, tile - overlap)
-        for left in _starts(w, tw, tile - overlap)
-    ]
-    weight = _ramp(th, overlap, x.device)[:, None] * _ramp(tw, overlap, x.device)[None, :]
-    out = torch.zeros(1, c, h, w, device=x.device)
-    total = torch.zeros(1, 1, h, w, device=x.device)
-    for i in range(0, len(boxes), batch_size):
-        chunk = boxes[i : i + batch_size]
-        tiles = torch.cat([x[..., t : t + th, lft : lft + tw] for t, lft in chunk])
-        y = run_padded(generator, tiles).float()
-        for (t, lft), y_tile in zip(chunk, y, strict=True):
-            out[..., t : t + th, lft : lft + tw] += y_tile * weight
-            total[..., t : t + th, lft : lft + tw] += weight
-    return out / total
-
-
 # ---------------------------------------------------------------------------------- running
 
 
@@ -251,7 +190,9 @@ class Translator:
         self.batch_size = batch_size
         self.tile = tile
         self.overlap = overlap
-        self.grayscale = getattr(generator, "channels", 3) == 1
+        # Inputs are decoded to what the generator reads (a colour photo becomes luma for a
+        # grayscale model); a one-channel output is written as a grayscale image by to_image.
+        self.in_channels = int(getattr(generator, "in_channels", getattr(generator, "channels", 3)))
 
     @torch.inference_mode()
     def translate(self, batch: torch.Tensor) -> torch.Tensor:
@@ -270,8 +211,7 @@ class Translator:
         return y.float().cpu()
 
     def _load(self, path: Path) -> torch.Tensor:
-        image = load_rgb(path)
-        return to_tensor(image.convert("L") if self.grayscale else image)
+        return to_tensor(load_image(path, self.in_channels))
 
     def run(self, pairs: Sequence[tuple[Path, Path]], progress: bool = True) -> Report:
         """Translate every (input, output) pair; unreadable inputs are reported and skipped."""
@@ -334,12 +274,14 @@ def translate(
     loaded = load_generator(ckpt, direction, fmt, **overrides)
     what = f"{loaded.direction} " if loaded.direction else ""
     log.info(
-        "%s generator (%s%s, ngf=%d, %d blocks) from %s: %d images -> %s",
+        "%s generator (%s%s, ngf=%d, %d blocks, %d -> %d channels) from %s: %d images -> %s",
         loaded.format,
         what,
         loaded.spec.variant,
         loaded.spec.ngf,
         loaded.spec.n_residual_blocks,
+        loaded.spec.channels,
+        loaded.spec.out_channels,
         loaded.source,
         len(pairs),
         output,

@@ -56,8 +56,10 @@ def test_export_writes_safetensors_and_json(checkpoint, tmp_path: Path, capsys) 
         "ngf": 8,
         "n_residual_blocks": 2,
         "upsampling": "transposed",
+        "out_channels": 3,
         "variant": "paper",
     }
+    assert info["io"].startswith("RGB in and out")
     assert info["source"]["step"] == 12 and info["source"]["dataset"] == "synthetic"
     # Ordinary file permissions for both (safetensors alone would create the weights as 0600).
     modes = {(out / name).stat().st_mode & 0o777 for name in ("G_AB.json", "G_AB.safetensors")}

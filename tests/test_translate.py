@@ -10,14 +10,8 @@ import torch
 from PIL import Image
 
 from cyclegan.models import Generator
-from cyclegan.translate import (
-    main,
-    pad_to_multiple,
-    run_padded,
-    run_tiled,
-    to_image,
-    to_tensor,
-)
+from cyclegan.tiling import pad_to_multiple, run_padded, run_tiled
+from cyclegan.translate import main, to_image, to_tensor
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from cyclegan.data.folder import (
 )
 from cyclegan.data.sampling import EpochSampler
 from cyclegan.data.spec import DatasetSpec
-from cyclegan.data.transforms import eval_transform, train_transform
+from cyclegan.data.transforms import Preprocessing
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +44,23 @@ def build_train_loader(
     rank: int = 0,
     world_size: int = 1,
 ) -> DataLoader:
-    """The shuffled, augmented unpaired training loader (this rank's shard of each epoch)."""
+    """The shuffled, augmented unpaired training loader (this rank's shard of each epoch).
+
+    Raises ValueError before training when the preprocessing keeps shapes that differ and
+    `batch_size` > 1 (they could not be stacked into a batch).
+    """
     data = UnpairedImageDataset(
         root,
         split="train",
-        transform=train_transform(spec.img_size, spec.load_scale, spec.flip),
         download_name=spec.download_name,
         seed=seed,
         cache=spec.cache,
         cache_max_gb=spec.cache_max_gb,
-        img_size=spec.img_size,
-        load_scale=spec.load_scale,
-        flip=spec.flip,
+        preprocess=spec.preprocessing(),
+        channels_A=spec.channels_A,
+        channels_B=spec.channels_B,
     )
+    data.check_batch_size(batch_size)
     return DataLoader(
         data,
         batch_size=batch_size,
@@ -98,28 +102,41 @@ def _test_dirs(root: Path) -> tuple[Path, Path]:
 
 
 def load_test_images(
-    root: Path, img_size: int, paired: bool, limit: int | None = None
+    root: Path,
+    img_size: int | Preprocessing,
+    paired: bool,
+    limit: int | None = None,
+    channels_A: int = 3,
+    channels_B: int = 3,
 ) -> TestImages:
     """The test split (the train split if there is none), resized and centre-cropped.
 
-    Paired splits are matched by file name and come with the training sets' mean images.
+    `img_size` is the square size, or the training `Preprocessing`, whose deterministic version
+    (`Preprocessing.eval_transform`: its resize, a centre crop to crop_size) is used, so images of
+    any shape stack. Each domain is read with its channel count. Paired splits are matched by file
+    name and come with the training sets' mean images.
     """
-    transform = eval_transform(img_size)
+    if isinstance(img_size, Preprocessing):
+        transform = img_size.eval_transform()
+    else:
+        transform = Preprocessing.legacy(img_size).eval_transform()
     test_A_dir, test_B_dir = _test_dirs(root)
     if not paired:
         return TestImages(
-            stack_images(ImageFolderDataset(test_A_dir, transform), limit=limit),
-            stack_images(ImageFolderDataset(test_B_dir, transform), limit=limit),
+            stack_images(ImageFolderDataset(test_A_dir, transform, channels_A), limit=limit),
+            stack_images(ImageFolderDataset(test_B_dir, transform, channels_B), limit=limit),
             paired=False,
         )
-    pairs = PairedImageFolder(test_A_dir, test_B_dir, transform)
+    pairs = PairedImageFolder(test_A_dir, test_B_dir, transform, channels_A, channels_B)
     train_A_dir, train_B_dir = find_split_dirs(root, "train")
+    mean_A = ImageFolderDataset(train_A_dir, transform, channels_A)
+    mean_B = ImageFolderDataset(train_B_dir, transform, channels_B)
     return TestImages(
         stack_images(pairs, "A", limit),
         stack_images(pairs, "B", limit),
         paired=True,
-        mean_A=stack_images(ImageFolderDataset(train_A_dir, transform)).mean(0, keepdim=True),
-        mean_B=stack_images(ImageFolderDataset(train_B_dir, transform)).mean(0, keepdim=True),
+        mean_A=stack_images(mean_A).mean(0, keepdim=True),
+        mean_B=stack_images(mean_B).mean(0, keepdim=True),
     )
 
 

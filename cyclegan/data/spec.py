@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cyclegan.data.transforms import Preprocessing, parse_crop_size
+
 
 @dataclass
 class DatasetSpec:
@@ -19,9 +21,16 @@ class DatasetSpec:
 
     name: str
     root: str
-    img_size: int  # training crop; images are first resized to load_scale * img_size
-    load_scale: float
+    img_size: int  # the square crop when crop_size is null (and the built-in set's size)
+    load_scale: float  # load_size = load_scale x the crop's longer side when load_size is null
+    # How training images become samples: resize_and_crop | crop | scale_width |
+    # scale_width_and_crop | none (cyclegan.data.transforms.Preprocess).
+    preprocess: str
+    load_size: int | None
+    crop_size: str | int | None  # 256 or "HxW" such as "256x512"; null: img_size
     flip: bool
+    channels_A: int  # 1 (grayscale) or 3 (RGB)
+    channels_B: int
     download_name: str | None  # for `python -m cyclegan.data.download`, quoted when missing
     paired_test: bool
     synthetic: Any
@@ -33,3 +42,30 @@ class DatasetSpec:
     @property
     def path(self) -> Path:
         return Path(self.root)
+
+    def preprocessing(self) -> Preprocessing:
+        """The training preprocessing these keys describe (raises ValueError naming the key)."""
+        return preprocessing_from_keys(
+            self.preprocess,
+            self.load_size,
+            self.crop_size,
+            self.flip,
+            self.img_size,
+            self.load_scale,
+        )
+
+
+def preprocessing_from_keys(
+    preprocess: str,
+    load_size: int | None,
+    crop_size: str | int | None,
+    flip: bool,
+    img_size: int,
+    load_scale: float,
+) -> Preprocessing:
+    """`dataset.*` keys -> Preprocessing. Null crop_size/load_size fall back to the older keys,
+    so configs that only set img_size/load_scale keep their exact samples."""
+    crop = parse_crop_size(crop_size if crop_size is not None else img_size)
+    if load_size is None:
+        load_size = int(max(crop) * load_scale)  # img_size * load_scale for a square crop
+    return Preprocessing(preprocess, load_size, crop, flip)

@@ -79,6 +79,10 @@ def load_inception(weights: str | Path | None = None) -> nn.Module:
     return model
 
 
+# What reports say when a domain is grayscale: Inception only reads RGB.
+GRAYSCALE_NOTE = "FID/KID: one-channel images are repeated to three channels for Inception"
+
+
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """[-1, 1] float (B, C, H, W) -> uint8 RGB, what the Inception network was trained on."""
     x = ((images.float().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)

@@ -10,6 +10,7 @@ from torch import nn
 
 from cyclegan.data.builders import TestImages
 from cyclegan.evaluation.distribution import (
+    GRAYSCALE_NOTE,
     DistributionMetrics,
     InceptionUnavailableError,
     extract_features,
@@ -103,4 +104,6 @@ def build_evaluator(
         except InceptionUnavailableError as exc:
             log.warning("%s; continuing without FID/KID", exc)
             return paired
+    if 1 in (test.A.shape[1], test.B.shape[1]):
+        log.info(GRAYSCALE_NOTE)
     return TranslationEvaluator(test.A, test.B, paired, extractor, device=device)

@@ -55,6 +55,22 @@ def score(prediction: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     return {"psnr": psnr(p, t).mean().item(), "ssim": ssim(p, t).mean().item()}
 
 
+# ITU-R 601-2 luma, as PIL's convert("L") and the data's grayscale decoding use.
+_LUMA = (0.299, 0.587, 0.114)
+
+
+def match_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """(N, C, H, W) as `channels` channels, for the identity baseline between a grayscale and an
+    RGB domain: gray repeated to RGB, RGB reduced to luma (the weights sum to 1, so this holds in
+    [-1, 1] as in [0, 255])."""
+    if x.shape[1] == channels:
+        return x
+    if x.shape[1] == 1:
+        return x.expand(-1, channels, -1, -1)
+    weights = torch.tensor(_LUMA, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    return (x * weights).sum(1, keepdim=True)
+
+
 class PairedEvaluator:
     """Scores G_AB on test A against true B, and G_BA on test B against true A, with baselines.
 
@@ -70,7 +86,7 @@ class PairedEvaluator:
         mean_B: torch.Tensor,
         batch_size: int = 16,
     ) -> None:
-        if test_A.shape != test_B.shape:
+        if (test_A.shape[0], *test_A.shape[2:]) != (test_B.shape[0], *test_B.shape[2:]):
             raise ValueError(f"paired test sets differ in shape: {test_A.shape} vs {test_B.shape}")
         self.test_A, self.test_B = test_A, test_B  # (N, C, H, W) in [-1, 1]
         self.batch_size = batch_size
@@ -80,7 +96,8 @@ class PairedEvaluator:
             ("AB", test_A, test_B, mean_B),
             ("BA", test_B, test_A, mean_A),
         ):
-            for name, guess in (("identity", source), ("mean", mean.expand(n, -1, -1, -1))):
+            identity = match_channels(source, target.shape[1])  # grayscale <-> RGB domains
+            for name, guess in (("identity", identity), ("mean", mean.expand(n, -1, -1, -1))):
                 for metric, value in score(guess, target).items():
                     self.baselines[f"baseline/{name}/{metric}_{direction}"] = value
 

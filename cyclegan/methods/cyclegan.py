@@ -29,6 +29,18 @@ from cyclegan.schedule import LRMultiplier
 from cyclegan.strategy import SingleProcess
 
 
+def run_batched(net: nn.Module, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """``net`` on each input: one call on their concatenation when they share a shape.
+
+    Instance norm works per sample, so the concatenated call gives the same numbers as separate
+    calls with fewer kernel launches. Inputs of different sizes (preprocess=scale_width or none,
+    which keep each image's shape) or channel counts are run one by one.
+    """
+    if all(x.shape[1:] == inputs[0].shape[1:] for x in inputs):
+        return net(torch.cat(inputs)).split([x.shape[0] for x in inputs])
+    return tuple(net(x) for x in inputs)
+
+
 class GeneratorPair(nn.Module):
     """The training step's generator passes as one module call.
 
@@ -51,14 +63,13 @@ class GeneratorPair(nn.Module):
         self, real_A: torch.Tensor, real_B: torch.Tensor, identity: bool
     ) -> tuple[torch.Tensor | None, ...]:
         """(fake_B, same_B, fake_A, same_A, recov_A, recov_B); same_* are None without identity."""
-        n = real_A.shape[0]
         same_A = same_B = None
         if identity:
-            fake_B, same_B = self.G_AB(torch.cat([real_A, real_B])).split(n)  # (B, C, H, W) each
-            fake_A, same_A, recov_A = self.G_BA(torch.cat([real_B, real_A, fake_B])).split(n)
+            fake_B, same_B = run_batched(self.G_AB, real_A, real_B)  # (B, C, H, W) each
+            fake_A, same_A, recov_A = run_batched(self.G_BA, real_B, real_A, fake_B)
         else:
             fake_B = self.G_AB(real_A)
-            fake_A, recov_A = self.G_BA(torch.cat([real_B, fake_B])).split(n)
+            fake_A, recov_A = run_batched(self.G_BA, real_B, fake_B)
         recov_B = self.G_AB(fake_A)
         return fake_B, same_B, fake_A, same_A, recov_A, recov_B
 
@@ -165,11 +176,12 @@ class CycleGAN(TrainingMethod):
         """One update of one discriminator; the same function serves D_A and D_B.
 
         Real and fake go through D in one call (instance norm is per sample, so the scores equal
-        two separate calls), which halves the number of kernel launches.
+        two separate calls), which halves the number of kernel launches; two calls when a past
+        fake from the buffer has another size than the real image (uncropped preprocess modes).
         """
         optimizer.zero_grad(set_to_none=True)
         with self.precision.autocast():
-            pred_real, pred_fake = D(torch.cat([real, fake.detach()])).split(real.shape[0])
+            pred_real, pred_fake = run_batched(D, real, fake.detach())
             loss = self.criterion.discriminator(pred_real, pred_fake)
         self.precision.backward_and_step(loss, optimizer)
         return loss.detach().float()

@@ -1,0 +1,79 @@
+"""Running a generator on images of any size: reflection padding to its stride, and overlapping
+tiles blended with linear ramps for images too large to translate at once (bounded memory).
+
+Instance norm normalises per tile when tiling, so colours can shift slightly between tiles; keep
+tiles large (512+) for real photos.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch.nn import functional as F
+
+__all__ = ["pad_to_multiple", "run_padded", "run_tiled"]
+
+_MIN_SIDE = 8  # the generator's reflection pads need >= 2 pixels at 1/4 resolution
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = 4) -> torch.Tensor:
+    """Pad (B, C, H, W) on the bottom/right to a multiple of `multiple` (and >= 8 px) by reflection.
+
+    Reflection keeps the border statistics close to the image's; sides too short to reflect (under
+    4 px) are padded by replication instead.
+    """
+    h, w = x.shape[-2:]
+    new_h = max(_MIN_SIDE, -(-h // multiple) * multiple)
+    new_w = max(_MIN_SIDE, -(-w // multiple) * multiple)
+    pad_h, pad_w = new_h - h, new_w - w
+    if pad_h == 0 and pad_w == 0:
+        return x
+    mode = "reflect" if pad_h < h and pad_w < w else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def run_padded(generator: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """Generator output at the input's exact size: pad, translate, crop back."""
+    h, w = x.shape[-2:]
+    return generator(pad_to_multiple(x))[..., :h, :w]
+
+
+def _starts(length: int, tile: int, stride: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    return [*range(0, length - tile, stride), length - tile]
+
+
+def _ramp(length: int, overlap: int, device: torch.device) -> torch.Tensor:
+    # Positive everywhere (a lone tile divides by its own weight), rising over `overlap` pixels.
+    i = torch.arange(length, device=device, dtype=torch.float32)
+    return torch.minimum((i + 1) / (overlap + 1), (length - i) / (overlap + 1)).clamp(max=1.0)
+
+
+def run_tiled(
+    generator: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    tile: int,
+    overlap: int,
+    batch_size: int = 4,
+) -> torch.Tensor:
+    """Translate (1, C, H, W) in overlapping tile x tile windows, blended by linear ramps."""
+    _, c, h, w = x.shape
+    th, tw = min(tile, h), min(tile, w)
+    boxes = [
+        (top, left)
+        for top in _starts(h, th, tile - overlap)
+        for left in _starts(w, tw, tile - overlap)
+    ]
+    weight = _ramp(th, overlap, x.device)[:, None] * _ramp(tw, overlap, x.device)[None, :]
+    out = torch.zeros(1, c, h, w, device=x.device)
+    total = torch.zeros(1, 1, h, w, device=x.device)
+    for i in range(0, len(boxes), batch_size):
+        chunk = boxes[i : i + batch_size]
+        tiles = torch.cat([x[..., t : t + th, lft : lft + tw] for t, lft in chunk])
+        y = run_padded(generator, tiles).float()
+        for (t, lft), y_tile in zip(chunk, y, strict=True):
+            out[..., t : t + th, lft : lft + tw] += y_tile * weight
+            total[..., t : t + th, lft : lft + tw] += weight
+    return out / total
