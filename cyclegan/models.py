@@ -234,20 +234,9 @@ class CycleGAN(nn.Module):
             "channels_B", channels if channels_B is None else channels_B
         )
         a, b = self.channels_A, self.channels_B
-        self.G_AB = Generator(
-            ngf=ngf,
-            n_residual_blocks=n_residual_blocks,
-            upsampling=upsampling,
-            in_channels=a,
-            out_channels=b,
-        )
-        self.G_BA = Generator(
-            ngf=ngf,
-            n_residual_blocks=n_residual_blocks,
-            upsampling=upsampling,
-            in_channels=b,
-            out_channels=a,
-        )
+        shape = {"ngf": ngf, "n_residual_blocks": n_residual_blocks, "upsampling": upsampling}
+        self.G_AB = Generator(**shape, in_channels=a, out_channels=b)
+        self.G_BA = Generator(**shape, in_channels=b, out_channels=a)
         self.D_A = Discriminator(a, ndf, variant.value)
         self.D_B = Discriminator(b, ndf, variant.value)
         init_weights(self, init_std)

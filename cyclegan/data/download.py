@@ -130,11 +130,29 @@ def download_dataset(
             target,
         )
         return target
+    zip_path = root / f"{name}.zip"
+    _download_and_extract(
+        url or dataset_url(name), zip_path, target, name, force, progress, timeout
+    )
+    if not keep_zip:
+        zip_path.unlink(missing_ok=True)
+    if not any((target / d).is_dir() for d in _LAYOUT_DIRS):
+        logger.warning(
+            "'%s' has no trainA/trainB (or train/A, train/B) folders; check the archive layout",
+            target,
+        )
+    logger.info("dataset '%s' ready at '%s'", name, target)
+    return target
 
+
+def _download_and_extract(
+    url: str, zip_path: Path, target: Path, name: str, force: bool, progress: bool, timeout: float
+) -> None:
+    """Fetch the archive (unless a previous download is there) and extract it; on failure remove
+    what this call created (the archive it downloaded, the root folder it made)."""
+    root = zip_path.parent
     created_root = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
-    url = url or dataset_url(name)
-    zip_path = root / f"{name}.zip"
     downloaded = False
     try:
         if force or not zip_path.is_file():
@@ -151,15 +169,6 @@ def download_dataset(
             with contextlib.suppress(OSError):  # only succeeds if we left it empty
                 root.rmdir()
         raise
-    if not keep_zip:
-        zip_path.unlink(missing_ok=True)
-    if not any((target / d).is_dir() for d in _LAYOUT_DIRS):
-        logger.warning(
-            "'%s' has no trainA/trainB (or train/A, train/B) folders; check the archive layout",
-            target,
-        )
-    logger.info("dataset '%s' ready at '%s'", name, target)
-    return target
 
 
 def _fetch(url: str, dest: Path, progress: bool, timeout: float) -> None:
