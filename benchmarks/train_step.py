@@ -3,6 +3,8 @@
     python benchmarks/train_step.py                       # CPU: 128 px / 9 blocks / batch 1 and 64 / 6 / 4
     python benchmarks/train_step.py --device cuda --cases 256/9/1,256/9/8 \\
         --modes baseline,optimized,optimized+bf16,optimized+bf16+cl,optimized+bf16+cl+compile
+    python benchmarks/train_step.py --modes optimized --set model.generator=unet_256 \\
+        --set model.discriminator=basic --set loss.gan_mode=wgangp --cases 256/9/1
 
 Modes run from the same weights and batch, alternating (A B C A B C ...) so a machine whose speed
 drifts affects all alike; times are medians after warm-up.
@@ -29,6 +31,7 @@ import statistics
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -65,9 +68,16 @@ def sync(device: torch.device) -> None:
 
 
 def make_trainer(
-    size: int, blocks: int, batch: int, device: torch.device, mode: str = "optimized"
+    size: int,
+    blocks: int,
+    batch: int,
+    device: torch.device,
+    mode: str = "optimized",
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> Trainer:
-    """A trainer with the paper's widths (ngf = ndf = 64) and the knobs `mode` names."""
+    """A trainer with the paper's widths (ngf = ndf = 64), the knobs `mode` names and the network
+    and loss `options` ({"model": {...}, "loss": {...}}: the model/loss config keys, see --set)."""
+    options = options or {}
     knobs = set(mode.split("+")[1:])
     unknown = knobs - {"bf16", "fp16", "cl", "compile", "strict", "ckpt"}
     if unknown:
@@ -77,7 +87,8 @@ def make_trainer(
         )
     baseline = mode == "baseline"
     torch.manual_seed(0)
-    model = CycleGAN("resnet", n_residual_blocks=blocks, ngf=64, ndf=64)
+    widths = {"n_residual_blocks": blocks, "ngf": 64, "ndf": 64}
+    model = CycleGAN(**{**widths, **options.get("model", {})})  # --set model.ngf=... wins
     if "ckpt" in knobs:  # trainer.activation_checkpointing=true
         enable_activation_checkpointing(model)
     optimizer = partial(
@@ -90,7 +101,7 @@ def make_trainer(
     precision = next((PRECISIONS[k] for k in knobs if k in PRECISIONS), "32")
     return Trainer(
         model,
-        CycleGANLoss(),
+        CycleGANLoss(**options.get("loss", {})),
         optimizer,
         LRMultiplier("linear", 200, 100),
         device,
@@ -164,11 +175,12 @@ def run_case(
     warmup: int,
     reps: int,
     peaks: dict[str, float],
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict]:
     g = torch.Generator().manual_seed(1)
     a = (torch.rand(batch, 3, size, size, generator=g) * 2 - 1).to(device)
     b = (torch.rand(batch, 3, size, size, generator=g) * 2 - 1).to(device)
-    trainers = {mode: make_trainer(size, blocks, batch, device, mode) for mode in modes}
+    trainers = {mode: make_trainer(size, blocks, batch, device, mode, options) for mode in modes}
     # Same math: one step from identical weights gives the same losses (before any timing).
     first, first_s = {}, {}
     for mode, t in trainers.items():
@@ -180,7 +192,9 @@ def run_case(
     gaps = {mode: max(abs(first[mode][k] - ref[k]) for k in keys) for mode in modes}
     # FLOPs on fresh eager fp32 trainers (the counter does not see inside compiled graphs).
     eager_flops = {
-        kind: flops_of(step_of(kind), make_trainer(size, blocks, batch, device, kind), a, b)
+        kind: flops_of(
+            step_of(kind), make_trainer(size, blocks, batch, device, kind, options), a, b
+        )
         for kind in {"baseline" if m == "baseline" else "optimized" for m in modes}
     }
     times: dict[str, list[float]] = {mode: [] for mode in modes}
@@ -242,6 +256,27 @@ def print_table(rows: list[dict], with_memory: bool) -> None:
         print(line + (f" {r['GiB']:>8.2f}" if with_memory else ""), flush=True)
 
 
+def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
+    """`model.generator=unet_256`, `loss.lambda_gp=10` ... -> {"model": {...}, "loss": {...}}."""
+    options: dict[str, dict[str, Any]] = {"model": {}, "loss": {}}
+    for item in items:
+        key, sep, text = item.partition("=")
+        group, _, name = key.partition(".")
+        if not sep or group not in options or not name:
+            raise SystemExit(f"--set {item}: use model.KEY=VALUE or loss.KEY=VALUE")
+        value: Any = text
+        for cast in (int, float):
+            try:
+                value = cast(text)
+                break
+            except ValueError:
+                pass
+        if text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        options[group][name] = value
+    return options
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -257,7 +292,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model./loss. config key for every mode, e.g. --set model.generator=unet_256 "
+        "--set loss.gan_mode=wgangp (benchmarks/options.py tables them all)",
+    )
     args = parser.parse_args(argv)
+    options = parse_sets(args.set)
+    if options.get("loss") and "baseline" in args.modes.split(","):
+        raise SystemExit(
+            "the baseline mode is the seed's lsgan step: drop it to time loss. options"
+        )
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # what the trainer does on CUDA
@@ -280,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for case in args.cases.split(","):
         size, blocks, batch = (int(x) for x in case.split("/"))
-        case_rows = run_case(size, blocks, batch, device, modes, args.warmup, args.reps, peaks)
+        case_rows = run_case(
+            size, blocks, batch, device, modes, args.warmup, args.reps, peaks, options
+        )
         print_table(case_rows, device.type == "cuda")  # each case as soon as it is measured
         rows += case_rows
     if len(args.cases.split(",")) > 1:

@@ -21,8 +21,11 @@ from omegaconf import MISSING, OmegaConf
 from cyclegan.data.spec import preprocessing_from_keys
 from cyclegan.data.transforms import Preprocess
 from cyclegan.errors import ConfigError
-from cyclegan.losses import GanMode
-from cyclegan.models import Variant
+from cyclegan.gan_losses import GanMode
+from cyclegan.networks.choices import GeneratorKind, check_image_size
+from cyclegan.networks.init import InitType
+from cyclegan.networks.norms import Norm
+from cyclegan.networks.patchgan import DiscriminatorKind
 from cyclegan.schedule import Policy
 
 __all__ = ["CONF_DIR", "Config", "ConfigError", "TrainerConfig", "group_defaults"]
@@ -38,12 +41,18 @@ class CheckpointUnit(StrEnum):
 @dataclass
 class ModelConfig:
     _target_: str = MISSING
-    variant: Variant = MISSING
+    generator: GeneratorKind = MISSING
+    discriminator: DiscriminatorKind = MISSING
     n_residual_blocks: int = MISSING
+    n_layers_D: int = MISSING  # the n_layers discriminator's depth
     ngf: int = MISSING  # generator width (channels after the first conv)
     ndf: int = MISSING  # discriminator width
     channels: int = MISSING
-    init_std: float = MISSING
+    norm: Norm = MISSING
+    use_dropout: bool = MISSING
+    spectral_norm: bool = MISSING
+    init_type: InitType = MISSING
+    init_gain: float = MISSING
     channels_A: int | None = MISSING  # per-domain channel counts (dataset.channels_A/B)
     channels_B: int | None = MISSING
 
@@ -74,6 +83,7 @@ class LossConfig:
     gan_mode: GanMode = MISSING
     lambda_cyc: float = MISSING
     lambda_id: float = MISSING
+    lambda_gp: float | None = MISSING
 
 
 @dataclass
@@ -165,6 +175,27 @@ def group_defaults(group: str, option: str = "default", **overrides: Any) -> Any
     return OmegaConf.to_object(node)
 
 
+# Model keys renamed since a checkpoint may have been written: model.variant named both networks.
+_VARIANT_NETWORKS = {"resnet": ("resnet", "pytorch_gan"), "paper": ("paper", "basic")}
+
+
+def upgrade_saved_config(saved: Any) -> dict[str, Any]:
+    """A checkpoint's saved config in today's keys, so resuming compares like with like:
+    `model.variant` becomes `model.generator` + `model.discriminator`, `model.init_std` becomes
+    `model.init_gain` (same values, same networks)."""
+    config = dict(saved or {})
+    model = dict(config.get("model") or {})
+    if "variant" in model:
+        generator, discriminator = _VARIANT_NETWORKS[str(model.pop("variant"))]
+        model.setdefault("generator", generator)
+        model.setdefault("discriminator", discriminator)
+    if "init_std" in model:
+        model.setdefault("init_gain", model.pop("init_std"))
+    if model:
+        config["model"] = model
+    return config
+
+
 # ---------------------------------------------------------------------------- value checks
 
 MAX_IMG_SIZE = 4096  # one 4096 px image is 200 MB as float32 at the input alone
@@ -185,6 +216,7 @@ def validate(cfg: Any) -> None:
     _validate_loss_and_optim(cfg.loss, cfg.optim)
     _validate_schedule(cfg.schedule)
     _validate_dataset(cfg.dataset)
+    _validate_networks_for_size(cfg.model, cfg.dataset, cfg.loss)
     _validate_channels(cfg.dataset, cfg.loss)
     _validate_trainer(cfg.trainer)
     _check(
@@ -199,12 +231,61 @@ def _validate_model(m: Any) -> None:
     )
     _check(m.ngf >= 1 and m.ndf >= 1, f"model.ngf={m.ngf}, model.ndf={m.ndf}: widths must be >= 1")
     _check(m.channels >= 1, f"model.channels={m.channels}: must be >= 1")
-    _check(m.init_std > 0, f"model.init_std={m.init_std}: must be > 0")
+    _check(m.init_gain > 0, f"model.init_gain={m.init_gain}: must be > 0")
+    _check(m.n_layers_D >= 1, f"model.n_layers_D={m.n_layers_D}: must be >= 1 (default 3)")
+    resnet = m.generator in (GeneratorKind.resnet, GeneratorKind.paper)
+    _check(
+        not (resnet and m.use_dropout),
+        f"model.use_dropout=true: model.generator={m.generator} has no dropout; use "
+        "model.generator=unet_128 or unet_256, or use_dropout=false",
+    )
+
+
+def _validate_networks_for_size(m: Any, d: Any, loss: Any) -> None:
+    """The training crops fit the networks: a U-Net's multiple, the PatchGAN's depth; WGAN-GP's
+    interpolates need real and buffer fakes of one size."""
+    spec = preprocessing_from_keys(
+        d.preprocess, d.load_size, d.crop_size, d.flip, d.img_size, d.load_scale
+    )
+    cropped = spec.mode in (
+        Preprocess.resize_and_crop,
+        Preprocess.crop,
+        Preprocess.scale_width_and_crop,
+    )
+    _check(
+        cropped or m.generator not in (GeneratorKind.unet_128, GeneratorKind.unet_256),
+        f"model.generator={m.generator} needs training images of fixed sides divisible by "
+        f"{2 ** (7 if m.generator == GeneratorKind.unet_128 else 8)}, but dataset.preprocess="
+        f"{spec.mode} keeps each image's shape; use resize_and_crop, crop or scale_width_and_crop",
+    )
+    _check(
+        cropped or loss.gan_mode != GanMode.wgangp,
+        f"loss.gan_mode=wgangp interpolates real and past fake images, which needs one training "
+        f"size, but dataset.preprocess={spec.mode} keeps each image's shape; use "
+        "resize_and_crop, crop or scale_width_and_crop",
+    )
+    if not cropped:
+        return
+    try:
+        for side in sorted(set(spec.crop_size)):
+            check_image_size(side, m.generator, m.discriminator, m.n_layers_D)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _validate_loss_and_optim(loss: Any, o: Any) -> None:
     _check(loss.lambda_cyc >= 0, f"loss.lambda_cyc={loss.lambda_cyc}: loss weights must be >= 0")
     _check(loss.lambda_id >= 0, f"loss.lambda_id={loss.lambda_id}: loss weights must be >= 0")
+    _check(
+        loss.gan_mode != GanMode.wgangp or (loss.lambda_gp is not None and loss.lambda_gp > 0),
+        f"loss.gan_mode=wgangp needs a gradient-penalty weight, got loss.lambda_gp="
+        f"{loss.lambda_gp}; set loss.lambda_gp=10 (the WGAN-GP paper's) or choose another "
+        "loss.gan_mode",
+    )
+    _check(
+        loss.lambda_gp is None or loss.lambda_gp >= 0,
+        f"loss.lambda_gp={loss.lambda_gp}: must be >= 0",
+    )
     _check(o.lr > 0, f"optim.lr={o.lr}: must be > 0")
     _check(
         len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),

@@ -79,10 +79,15 @@ def _domain_channels(generators: dict[str, Any]) -> tuple[int, int]:
 
 
 def _load_generators(
-    weights: Any, direction: str | None, device: torch.device, ckpt: str | Path
+    weights: Any,
+    direction: str | None,
+    device: torch.device,
+    ckpt: str | Path,
+    sides: tuple[int, ...],
 ) -> dict[str, Any]:
     """{"AtoB": G or None, "BtoA": G or None}: both directions of a training checkpoint (or the
-    one asked for), the single generator of any other file."""
+    one asked for), the single generator of any other file. Refuses an `img_size` the generator
+    cannot take (a U-Net's multiple of 128 or 256)."""
     if weights.format is Format.checkpoint:
         wanted = [Direction(direction)] if direction else list(Direction)
     else:
@@ -94,6 +99,13 @@ def _load_generators(
             raise ValueError(
                 f"'{ckpt}' does not say which direction its generator translates; pass direction="
             )
+        multiple = loaded.spec.size_multiple
+        for side in sorted(set(sides)):
+            if side % multiple:
+                raise ValueError(
+                    f"a {loaded.spec.variant} generator needs img_size divisible by {multiple}, "
+                    f"got {side}; pass img_size={max(multiple, side // multiple * multiple)}"
+                )
         generators[str(loaded.direction)] = loaded.generator.to(device)
     return generators
 
@@ -132,9 +144,10 @@ def evaluate(
     """
     weights = read_weights(ckpt, fmt)
     dataset = _dataset_config(weights.meta.get("config") or {}, data, img_size, paired)
-    root = prepare_dataset(dataset["root"], dataset["synthetic"])  # regenerates the built-in set
     dev = resolve_device(device)
-    generators = _load_generators(weights, direction, dev, ckpt)
+    sides = dataset["preprocessing"].crop_size  # the evaluation images' (H, W)
+    generators = _load_generators(weights, direction, dev, ckpt, sides)
+    root = prepare_dataset(dataset["root"], dataset["synthetic"])  # regenerates the built-in set
     channels = _domain_channels(generators)
     test = load_test_images(root, dataset["preprocessing"], dataset["paired_test"], None, *channels)
     extractor, skipped = _feature_extractor(fid, extractor, inception_weights)

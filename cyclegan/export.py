@@ -42,11 +42,11 @@ EXPORT_VERSION = 1
 _CHANNEL_NAMES = {1: "grayscale", 3: "RGB"}
 
 
-def io_description(in_channels: int, out_channels: int) -> str:
+def io_description(in_channels: int, out_channels: int, size_multiple: int = 4) -> str:
     """What goes in and comes out, for someone writing their own inference code."""
     names = [_CHANNEL_NAMES.get(c, f"{c}-channel") for c in (in_channels, out_channels)]
     what = f"{names[0]} in and out" if names[0] == names[1] else f"{names[0]} in, {names[1]} out"
-    return f"{what}, values in [-1, 1] (pixel / 127.5 - 1); any size divisible by 4"
+    return f"{what}, values in [-1, 1] (pixel / 127.5 - 1); any size divisible by {size_multiple}"
 
 
 def export_info(loaded: LoadedGenerator, weights_name: str) -> dict[str, Any]:
@@ -71,7 +71,9 @@ def export_info(loaded: LoadedGenerator, weights_name: str) -> dict[str, Any]:
         "direction": str(loaded.direction) if loaded.direction else None,
         "architecture": loaded.spec.to_dict(),
         "io": io_description(
-            loaded.spec.channels, loaded.spec.out_channels or loaded.spec.channels
+            loaded.spec.channels,
+            loaded.spec.out_channels or loaded.spec.channels,
+            loaded.spec.size_multiple,
         ),
         "source": source,
     }
@@ -109,13 +111,11 @@ def export(
         name = loaded.direction.container_key if loaded.direction else "generator"
         path, _ = save_generator(loaded, output / f"{name}.safetensors")
         log.info(
-            "%s: %s generator, ngf=%d, %d blocks, %d -> %d channels -> %s",
+            "%s: %s generator, %d -> %d channels -> %s",
             name,
-            loaded.spec.variant,
-            loaded.spec.ngf,
-            loaded.spec.n_residual_blocks,
+            loaded.spec.describe(),
             loaded.spec.channels,
-            loaded.spec.out_channels,
+            loaded.spec.out_channels or loaded.spec.channels,
             path,
         )
         written.append(path)

@@ -7,7 +7,9 @@ Four formats, told apart by their keys (or forced with `fmt=`):
 * ``exported``: ``python -m cyclegan.export``'s ``G_AB.safetensors`` + ``G_AB.json``.
 * ``pytorch-gan``: PyTorch-GAN's ``G_AB_<epoch>.pth`` (residual blocks under ``block.``).
 * ``official``: junyanz/pytorch-CycleGAN-and-pix2pix's ``latest_net_G_A.pth`` and the released
-  pretrained models (residual blocks under ``conv_block.``).
+  pretrained models (residual blocks under ``conv_block.``), and its U-Net generators
+  (``unet_128``/``unet_256``: nested ``model.model.1.model.3...`` keys; depth, width and norm are
+  read off the keys, see `cyclegan.networks.unet.infer_unet_spec`).
 
 None of the foreign formats records its hyper-parameters, so the architecture is read off the keys
 and shapes: ``model.1.weight`` is (ngf, input channels, 7, 7), the last 7x7 conv is (output
@@ -24,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,9 @@ import torch
 from torch import nn
 
 from cyclegan.checkpoint import CheckpointError, load_checkpoint
+from cyclegan.generator_spec import UPSAMPLING, GeneratorSpec
 from cyclegan.models import Generator
+from cyclegan.networks.unet import UnetGenerator, infer_unet_spec, is_unet_state_dict
 
 EXPORT_FORMAT = "cyclegan-generator"  # the "format" field of an exported generator's JSON
 
@@ -55,63 +59,11 @@ class Direction(StrEnum):
         return "G_AB" if self is Direction.AtoB else "G_BA"
 
 
-_UPSAMPLING = {"resnet": "nearest", "paper": "transposed"}
 _BLOCK_ATTR = {"nearest": "block", "transposed": "conv_block"}
 _BLOCK_KEY = re.compile(r"^model\.(\d+)\.(block|conv_block)\.")
 _TOP_CONV_KEY = re.compile(r"^model\.(\d+)\.weight$")
 _LEGACY_NORM_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
-
-
-@dataclass(frozen=True)
-class GeneratorSpec:
-    """Everything needed to rebuild a generator; what the exported JSON's "architecture" holds.
-
-    `channels` is the input's channel count (the official `input_nc`), `out_channels` the
-    output's (`output_nc`; defaults to `channels`): 1 for grayscale, 3 for RGB.
-    """
-
-    channels: int = 3
-    ngf: int = 64
-    n_residual_blocks: int = 9
-    upsampling: str = "nearest"
-    out_channels: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.out_channels is None:
-            object.__setattr__(self, "out_channels", self.channels)
-
-    @property
-    def variant(self) -> str:
-        return "resnet" if self.upsampling == "nearest" else "paper"
-
-    @property
-    def in_channels(self) -> int:
-        return self.channels
-
-    def build(self) -> Generator:
-        return Generator(
-            ngf=self.ngf,
-            n_residual_blocks=self.n_residual_blocks,
-            upsampling=self.upsampling,
-            in_channels=self.channels,
-            out_channels=self.out_channels,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "variant": self.variant}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> GeneratorSpec:
-        upsampling = data.get("upsampling") or _UPSAMPLING[str(data.get("variant", "resnet"))]
-        channels = int(data.get("in_channels", data.get("channels", 3)))
-        return cls(
-            channels=channels,
-            ngf=int(data["ngf"]),
-            n_residual_blocks=int(data["n_residual_blocks"]),
-            upsampling=str(upsampling),
-            out_channels=int(data.get("out_channels", channels)),
-        )
 
 
 @dataclass
@@ -131,7 +83,7 @@ class WeightsFile:
 class LoadedGenerator:
     """A ready generator (eval mode, on CPU) and how it was obtained, for logs and export."""
 
-    generator: Generator
+    generator: Generator | UnetGenerator
     spec: GeneratorSpec
     format: Format
     direction: Direction | None  # None: a foreign file, which does not say
@@ -231,10 +183,8 @@ def _detect_foreign_format(path: Path, tensors: Mapping[str, torch.Tensor]) -> F
         return Format.pytorch_gan
     if attrs == {"conv_block"}:
         return Format.official
-    if any(k.startswith("model.model.") for k in tensors):
-        raise CheckpointError(
-            f"'{path}' is a U-Net generator (unet_128/unet_256); only ResNet generators are supported"
-        )
+    if is_unet_state_dict(tensors):
+        return Format.official
     if "model.0.weight" in tensors and "model.1.weight" not in tensors:
         raise CheckpointError(
             f"'{path}' looks like a discriminator (D_A/D_B); give a generator file "
@@ -250,7 +200,18 @@ def _detect_foreign_format(path: Path, tensors: Mapping[str, torch.Tensor]) -> F
 
 
 def infer_spec(tensors: Mapping[str, torch.Tensor]) -> GeneratorSpec:
-    """Architecture of a ResNet generator state dict, from its key names and tensor shapes."""
+    """Architecture of a generator state dict (ResNet or official U-Net), from keys and shapes."""
+    if is_unet_state_dict(tensors):
+        unet = infer_unet_spec(tensors)
+        return GeneratorSpec(
+            unet.in_channels,
+            unet.ngf,
+            0,
+            "transposed",
+            unet.out_channels,
+            num_downs=unet.num_downs,
+            norm=unet.norm.value,
+        )
     first = tensors.get("model.1.weight")
     if first is None or first.dim() != 4 or tuple(first.shape[2:]) != (7, 7):
         raise CheckpointError(
@@ -264,19 +225,38 @@ def infer_spec(tensors: Mapping[str, torch.Tensor]) -> GeneratorSpec:
         raise CheckpointError("no residual blocks ('model.<i>.block.' keys) in the weights")
     if len(set(blocks.values())) > 1:
         raise CheckpointError("the weights mix 'block.' and 'conv_block.' residual blocks")
-    if any(re.match(r"^model\.\d+\.conv_block\.6\.weight$", k) for k in tensors):
+    # With dropout, index 6 of a block is its second conv (4-d); with batch norm, a BN weight (1-d).
+    if any(
+        re.match(r"^model\.\d+\.conv_block\.6\.weight$", k) and v.dim() == 4
+        for k, v in tensors.items()
+    ):
         raise CheckpointError(
             "this official generator was trained with dropout in its residual blocks "
             "(--no_dropout off); that layout is not supported"
         )
     upsampling = "nearest" if next(iter(blocks.values())) == "block" else "transposed"
     in_channels, out_channels = io_channels(tensors)
-    return GeneratorSpec(in_channels, int(first.shape[0]), len(blocks), upsampling, out_channels)
+    # The official bias rule tells the norm: conv biases only next to instance norm (pre-0.4
+    # files also carry instance-norm running stats, so those cannot tell), batch norm's weight.
+    norm = (
+        "instance"
+        if "model.1.bias" in tensors
+        else "batch"
+        if "model.2.weight" in tensors
+        else "none"
+    )
+    return GeneratorSpec(
+        in_channels, int(first.shape[0]), len(blocks), upsampling, out_channels, norm=norm
+    )
 
 
 def io_channels(tensors: Mapping[str, torch.Tensor]) -> tuple[int, int]:
-    """(input, output) channels of a ResNet generator, from its first and last 7x7 convs: the
-    official code records neither `--input_nc` nor `--output_nc` in its files."""
+    """(input, output) channels of a generator: a U-Net's from its outermost convs, a ResNet's
+    from its first and last 7x7 convs (the official code records neither `--input_nc` nor
+    `--output_nc` in its files)."""
+    if is_unet_state_dict(tensors):
+        unet = infer_unet_spec(tensors)
+        return unet.in_channels, unet.out_channels
     first = tensors.get("model.1.weight")
     convs = {
         int(m.group(1)): value
@@ -366,7 +346,7 @@ def build_generator(
         spec = replace(spec, channels=in_channels, out_channels=out_channels)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if "variant" in overrides:
-        overrides["upsampling"] = _UPSAMPLING[str(overrides.pop("variant"))]
+        overrides["upsampling"] = UPSAMPLING[str(overrides.pop("variant"))]
     if overrides:
         spec = replace(spec, **overrides)
         tensors = _fit_block_names(tensors, spec)
@@ -378,8 +358,8 @@ def build_generator(
         first = str(exc).strip().splitlines()[1:2] or [str(exc)]
         raise CheckpointError(
             f"weights in '{weights.path}' do not fit a {spec.variant} generator with "
-            f"ngf={spec.ngf}, {spec.n_residual_blocks} blocks, {spec.channels} -> "
-            f"{spec.out_channels} channels: {first[0].strip()[:200]}; "
+            f"{spec.details()}, {spec.channels} -> {spec.out_channels} channels: "
+            f"{first[0].strip()[:200]}; "
             "check the file, or drop/adjust the format=/variant=/ngf=/n_residual_blocks= overrides"
         ) from None
     generator.eval()

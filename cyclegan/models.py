@@ -1,6 +1,8 @@
 """Generators, PatchGAN discriminators and the container that holds the four CycleGAN networks.
 
-Two variants, chosen by `model=` in the config:
+Two presets, chosen by `model=` in the config (each network can also be picked on its own with
+`model.generator` / `model.discriminator`: the official U-Nets, the N-layer and pixel PatchGANs of
+`cyclegan.networks`):
 
 * ``resnet`` (default) is PyTorch-GAN's CycleGAN as the seed article describes it: nearest-neighbour
   upsampling + conv in the generator, a discriminator of four stride-2 blocks (output H/16 x W/16).
@@ -18,6 +20,12 @@ from enum import StrEnum
 import torch
 from torch import nn
 
+from cyclegan.networks.choices import GeneratorKind, parse_generator
+from cyclegan.networks.init import init_weights
+from cyclegan.networks.norms import conv_bias, norm_layer, parse_norm
+from cyclegan.networks.patchgan import DiscriminatorKind, add_spectral_norm, define_discriminator
+from cyclegan.networks.unet import UNET_DOWNS, UnetGenerator, unet
+
 
 class Variant(StrEnum):
     """Which reference architecture a model reproduces."""
@@ -26,25 +34,27 @@ class Variant(StrEnum):
     paper = "paper"
 
 
-def _residual_branch(channels: int) -> nn.Sequential:
-    # Indices 0..6 match both references: pad, conv, norm, relu, pad, conv, norm.
+def _residual_branch(channels: int, norm: str = "instance") -> nn.Sequential:
+    # Indices 0..6 match both references: pad, conv, norm, relu, pad, conv, norm. Bias by the
+    # official rule (cyclegan.networks.norms): with instance norm, as both references have it.
+    make_norm, bias = norm_layer(norm), conv_bias(norm)
     return nn.Sequential(
         nn.ReflectionPad2d(1),
-        nn.Conv2d(channels, channels, 3),
-        nn.InstanceNorm2d(channels),
+        nn.Conv2d(channels, channels, 3, bias=bias),
+        make_norm(channels),
         nn.ReLU(inplace=True),
         nn.ReflectionPad2d(1),
-        nn.Conv2d(channels, channels, 3),
-        nn.InstanceNorm2d(channels),
+        nn.Conv2d(channels, channels, 3, bias=bias),
+        make_norm(channels),
     )
 
 
 class ResidualBlock(nn.Module):
     """x + F(x) with F = two reflection-padded 3x3 convs; attribute `block` as in PyTorch-GAN."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, norm: str = "instance") -> None:
         super().__init__()
-        self.block = _residual_branch(channels)
+        self.block = _residual_branch(channels, norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.block(x)
@@ -53,18 +63,18 @@ class ResidualBlock(nn.Module):
 class ResnetBlock(nn.Module):
     """The same block under the official code's attribute name `conv_block` (for its checkpoints)."""
 
-    def __init__(self, channels: int) -> None:
+    def __init__(self, channels: int, norm: str = "instance") -> None:
         super().__init__()
-        self.conv_block = _residual_branch(channels)
+        self.conv_block = _residual_branch(channels, norm)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv_block(x)
 
 
-def _conv_norm_relu(in_ch: int, out_ch: int, **conv_kwargs: int) -> list[nn.Module]:
+def _conv_norm_relu(in_ch: int, out_ch: int, norm: str, **conv_kwargs: int) -> list[nn.Module]:
     return [
-        nn.Conv2d(in_ch, out_ch, **conv_kwargs),
-        nn.InstanceNorm2d(out_ch),
+        nn.Conv2d(in_ch, out_ch, bias=conv_bias(norm), **conv_kwargs),
+        norm_layer(norm)(out_ch),
         nn.ReLU(inplace=True),
     ]
 
@@ -82,6 +92,8 @@ class Generator(nn.Module):
     artefacts of transposed convs); `"transposed"` is the original paper's ConvTranspose2d.
     PyTorch-GAN pads the first conv by the number of input channels (3 for RGB); we pad by 3, the
     7x7 kernel's half-width, which is the same for RGB and right for any channel count.
+    `norm` (instance, the references' default; batch; none) follows the official code, including
+    its rule for conv biases (`cyclegan.networks.norms`); the last conv always has a bias.
 
     `in_channels`/`out_channels` (the official `input_nc`/`output_nc`) default to `channels`, so a
     grayscale -> RGB generator is `Generator(in_channels=1, out_channels=3)`; only the first and
@@ -94,11 +106,13 @@ class Generator(nn.Module):
         ngf: int = 64,
         n_residual_blocks: int = 9,
         upsampling: str = "nearest",
+        norm: str = "instance",
         *,
         in_channels: int | None = None,
         out_channels: int | None = None,
     ) -> None:
         super().__init__()
+        norm = parse_norm(norm)
         if n_residual_blocks < 0:
             raise ValueError(f"n_residual_blocks must be >= 0, got {n_residual_blocks}")
         if upsampling not in ("nearest", "transposed"):
@@ -114,32 +128,35 @@ class Generator(nn.Module):
         self.ngf = ngf
         self.n_residual_blocks = n_residual_blocks
         self.upsampling = upsampling
+        self.norm = norm
 
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
-            *_conv_norm_relu(self.in_channels, ngf, kernel_size=7),
+            *_conv_norm_relu(self.in_channels, ngf, norm, kernel_size=7),
         ]
         width = ngf
         for _ in range(2):  # downsampling: H -> H/4
-            layers += _conv_norm_relu(width, width * 2, kernel_size=3, stride=2, padding=1)
+            layers += _conv_norm_relu(width, width * 2, norm, kernel_size=3, stride=2, padding=1)
             width *= 2
         block = ResidualBlock if upsampling == "nearest" else ResnetBlock
-        layers += [block(width) for _ in range(n_residual_blocks)]
+        layers += [block(width, norm) for _ in range(n_residual_blocks)]
         for _ in range(2):  # upsampling: H/4 -> H
             if upsampling == "nearest":
                 layers.append(nn.Upsample(scale_factor=2))
-                layers += _conv_norm_relu(width, width // 2, kernel_size=3, stride=1, padding=1)
+                layers += _conv_norm_relu(width, width // 2, norm, kernel_size=3, padding=1)
             else:
                 layers += [
-                    nn.ConvTranspose2d(width, width // 2, 3, stride=2, padding=1, output_padding=1),
-                    nn.InstanceNorm2d(width // 2),
+                    nn.ConvTranspose2d(
+                        width, width // 2, 3, 2, padding=1, output_padding=1, bias=conv_bias(norm)
+                    ),
+                    norm_layer(norm)(width // 2),
                     nn.ReLU(inplace=True),
                 ]
             width //= 2
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(width, self.out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, H, W) -> (B, C_out, H, W)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C, H, W)
         return self.model(x)
 
 
@@ -149,10 +166,13 @@ class Discriminator(nn.Module):
     `variant="resnet"`: PyTorch-GAN's four stride-2 blocks, then ZeroPad2d((1, 0, 1, 0)) + 4x4 conv,
     so the map is H/16 x W/16 (16x16 at 256 px).
     `variant="paper"`: the official 70x70 PatchGAN (n_layers=3): the fourth conv has stride 1 and the
-    map is 30x30 at 256 px. Both use no norm on the first layer and LeakyReLU(0.2).
+    map is 30x30 at 256 px. Both use no norm on the first layer and LeakyReLU(0.2). `norm` and the
+    conv biases follow the official rule (`cyclegan.networks.norms`; instance: as the references).
     """
 
-    def __init__(self, channels: int = 3, ndf: int = 64, variant: str = "resnet") -> None:
+    def __init__(
+        self, channels: int = 3, ndf: int = 64, variant: str = "resnet", norm: str = "instance"
+    ) -> None:
         super().__init__()
         if variant not in (Variant.resnet.value, Variant.paper.value):
             raise ValueError(f"discriminator variant must be 'resnet' or 'paper', got {variant!r}")
@@ -163,9 +183,10 @@ class Discriminator(nn.Module):
         layers: list[nn.Module] = []
         in_ch = channels
         for i, (out_ch, stride) in enumerate(zip(widths, strides, strict=True)):
-            layers.append(nn.Conv2d(in_ch, out_ch, 4, stride=stride, padding=1))
+            bias = i == 0 or conv_bias(norm)  # the first conv has no norm, so always a bias
+            layers.append(nn.Conv2d(in_ch, out_ch, 4, stride=stride, padding=1, bias=bias))
             if i > 0:
-                layers.append(nn.InstanceNorm2d(out_ch))
+                layers.append(norm_layer(norm)(out_ch))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             in_ch = out_ch
         if variant == Variant.resnet.value:
@@ -189,16 +210,55 @@ class Discriminator(nn.Module):
         return self.model(x)
 
 
-def init_weights(module: nn.Module, std: float = 0.02) -> None:
-    """N(0, std) conv weights and zero biases, as both reference implementations do."""
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d):
-            nn.init.normal_(m.weight, 0.0, std)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d | nn.InstanceNorm2d) and m.weight is not None:
-            nn.init.normal_(m.weight, 1.0, std)
-            nn.init.zeros_(m.bias)
+def define_generator(
+    name: str = "resnet",
+    in_channels: int = 3,
+    out_channels: int = 3,
+    ngf: int = 64,
+    n_residual_blocks: int = 9,
+    norm: str = "instance",
+    use_dropout: bool = False,
+) -> Generator | UnetGenerator:
+    """The generator `model.generator` names (see `cyclegan.networks.choices`), not initialised.
+
+    The ResNet generators (`resnet`, `paper`) take no dropout; the official U-Nets take every
+    option.
+    """
+    kind = parse_generator(name)
+    if kind.value in UNET_DOWNS:
+        return unet(kind.value, in_channels, out_channels, ngf, norm, use_dropout)
+    if use_dropout:
+        raise ValueError(
+            f"model.generator={kind} has no dropout; use a unet_128/unet_256 generator for it"
+        )
+    upsampling = "nearest" if kind is GeneratorKind.resnet else "transposed"
+    return Generator(
+        ngf=ngf,
+        n_residual_blocks=n_residual_blocks,
+        upsampling=upsampling,
+        norm=norm,
+        in_channels=in_channels,
+        out_channels=out_channels,
+    )
+
+
+def make_discriminator(
+    name: str = "pytorch_gan",
+    channels: int = 3,
+    ndf: int = 64,
+    n_layers_D: int = 3,
+    norm: str = "instance",
+) -> nn.Module:
+    """The discriminator `model.discriminator` names, not initialised (spectral norm comes after
+    the init, in the container)."""
+    kind = DiscriminatorKind(name)
+    if kind is DiscriminatorKind.pytorch_gan:
+        return Discriminator(channels, ndf, Variant.resnet.value, norm)
+    return define_discriminator(kind, channels, ndf, n_layers_D, norm)
+
+
+# model=resnet and model=paper in one word (the container's `variant` shorthand).
+_VARIANT_NETS = {Variant.resnet: ("resnet", "pytorch_gan"), Variant.paper: ("paper", "basic")}
 
 
 class CycleGAN(nn.Module):
@@ -208,6 +268,10 @@ class CycleGAN(nn.Module):
     `channels_A`/`channels_B` (default `channels`) are each domain's channel count, e.g. 1 for
     grayscale scans: G_AB maps channels_A -> channels_B, G_BA the reverse, and each
     discriminator reads its own domain's channels.
+    `generator` and `discriminator` name the networks (`cyclegan.networks.choices`); `variant` is
+    shorthand for the two presets (resnet = resnet + pytorch_gan, paper = paper + basic) and is
+    used for whichever of them is None. `norm` applies to every network (the official `--norm`),
+    `init_type`/`init_gain` to every weight; `spectral_norm` wraps the discriminators' convs.
     """
 
     def __init__(
@@ -217,7 +281,14 @@ class CycleGAN(nn.Module):
         ngf: int = 64,
         ndf: int = 64,
         channels: int = 3,
-        init_std: float = 0.02,
+        init_gain: float = 0.02,
+        generator: str | None = None,
+        discriminator: str | None = None,
+        n_layers_D: int = 3,
+        norm: str = "instance",
+        use_dropout: bool = False,
+        spectral_norm: bool = False,
+        init_type: str = "normal",
         channels_A: int | None = None,
         channels_B: int | None = None,
     ) -> None:
@@ -225,7 +296,8 @@ class CycleGAN(nn.Module):
         if variant not in tuple(Variant):
             raise ValueError(f"model variant must be 'resnet' or 'paper', got {variant!r}")
         variant = Variant(variant)
-        upsampling = "nearest" if variant is Variant.resnet else "transposed"
+        generator = generator or _VARIANT_NETS[variant][0]
+        discriminator = discriminator or _VARIANT_NETS[variant][1]
         self.variant = variant
         self.channels_A = _check_channels(
             "channels_A", channels if channels_A is None else channels_A
@@ -234,15 +306,26 @@ class CycleGAN(nn.Module):
             "channels_B", channels if channels_B is None else channels_B
         )
         a, b = self.channels_A, self.channels_B
-        shape = {"ngf": ngf, "n_residual_blocks": n_residual_blocks, "upsampling": upsampling}
-        self.G_AB = Generator(**shape, in_channels=a, out_channels=b)
-        self.G_BA = Generator(**shape, in_channels=b, out_channels=a)
-        self.D_A = Discriminator(a, ndf, variant.value)
-        self.D_B = Discriminator(b, ndf, variant.value)
-        init_weights(self, init_std)
+        g_args = (ngf, n_residual_blocks, norm, use_dropout)
+        self.G_AB = define_generator(generator, a, b, *g_args)
+        self.G_BA = define_generator(generator, b, a, *g_args)
+        self.D_A = make_discriminator(discriminator, a, ndf, n_layers_D, norm)
+        self.D_B = make_discriminator(discriminator, b, ndf, n_layers_D, norm)
+        init_weights(self, init_type, init_gain)
+        if spectral_norm:
+            add_spectral_norm(self.D_A)
+            add_spectral_norm(self.D_B)
+        # Per-image norms make a network's output on a concatenated batch equal separate calls,
+        # which the training step uses to batch its passes; batch norm does not.
+        self.generators_per_image = not _has_batch_norm(self.G_AB)
+        self.discriminators_per_image = not _has_batch_norm(self.D_A)
 
     def generator_parameters(self) -> list[nn.Parameter]:
         return [*self.G_AB.parameters(), *self.G_BA.parameters()]
+
+
+def _has_batch_norm(module: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in module.modules())
 
 
 def count_parameters(module: nn.Module) -> int:

@@ -34,9 +34,13 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 4) -> torch.Tensor:
 
 
 def run_padded(generator: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-    """Generator output at the input's exact size: pad, translate, crop back."""
+    """Generator output at the input's exact size: pad, translate, crop back.
+
+    Padded to the generator's `size_multiple` (4 for the ResNets, 2^num_downs for a U-Net).
+    """
     h, w = x.shape[-2:]
-    return generator(pad_to_multiple(x))[..., :h, :w]
+    multiple = getattr(generator, "size_multiple", 4)
+    return generator(pad_to_multiple(x, multiple))[..., :h, :w]
 
 
 def _starts(length: int, tile: int, stride: int) -> list[int]:

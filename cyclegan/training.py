@@ -18,7 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from cyclegan.activation_checkpointing import enable_activation_checkpointing
 from cyclegan.checkpoint import check_resume_config, find_resume_checkpoint, load_checkpoint
-from cyclegan.config import validate
+from cyclegan.config import upgrade_saved_config, validate
 from cyclegan.data.builders import build_train_loader, load_test_images, prepare_dataset
 from cyclegan.data.spec import DatasetSpec
 from cyclegan.evaluation.evaluator import build_evaluator
@@ -170,7 +170,7 @@ def resume_if_asked(
             )
         return
     state = load_checkpoint(resume_from)
-    check_resume_config(state.get("config", {}), resolved, resume_from)
+    check_resume_config(upgrade_saved_config(state.get("config", {})), resolved, resume_from)
     loop.load_state_dict(state)
     log.info("resumed from %s at epoch %d, step %d", resume_from, loop.epoch, loop.step)
 

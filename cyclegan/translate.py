@@ -274,12 +274,10 @@ def translate(
     loaded = load_generator(ckpt, direction, fmt, **overrides)
     what = f"{loaded.direction} " if loaded.direction else ""
     log.info(
-        "%s generator (%s%s, ngf=%d, %d blocks, %d -> %d channels) from %s: %d images -> %s",
+        "%s generator (%s%s, %d -> %d channels) from %s: %d images -> %s",
         loaded.format,
         what,
-        loaded.spec.variant,
-        loaded.spec.ngf,
-        loaded.spec.n_residual_blocks,
+        loaded.spec.describe(),
         loaded.spec.channels,
         loaded.spec.out_channels,
         loaded.source,

@@ -55,7 +55,12 @@ def test_every_option_composes_and_instantiates(
     elif group == "model":
         model = instantiate(cfg.model)
         assert isinstance(model, CycleGAN)
-        assert model.variant == cfg.model.variant
+        nets = (model.G_AB.upsampling, type(model.D_A).__name__)
+        expected = {
+            "resnet": ("nearest", "Discriminator"),
+            "paper": ("transposed", "NLayerDiscriminator"),
+        }
+        assert nets == expected[option]
     elif group == "loss":
         assert isinstance(instantiate(cfg.loss), CycleGANLoss)
     elif group == "optim":
@@ -170,3 +175,61 @@ def test_invalid_values_fail_before_training_with_one_line(
     message = str(err.value)
     assert message.startswith(key)
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("overrides", "start"),
+    [
+        (
+            ["model.generator=unet_256"],
+            "model.generator=unet_256 needs dataset.img_size divisible by 256",
+        ),
+        (
+            ["model.discriminator=n_layers", "model.n_layers_D=5"],
+            "model.n_layers_D=5 is too deep for 64x64",
+        ),
+        (
+            ["loss.gan_mode=wgangp", "loss.lambda_gp=null"],
+            "loss.gan_mode=wgangp needs a gradient-penalty weight",
+        ),
+        (
+            ["loss.gan_mode=wgangp", "loss.lambda_gp=0"],
+            "loss.gan_mode=wgangp needs a gradient-penalty weight",
+        ),
+        (
+            ["model.use_dropout=true"],
+            "model.use_dropout=true: model.generator=resnet has no dropout",
+        ),
+        (["model.init_gain=0"], "model.init_gain=0.0: must be > 0"),
+        (["model.n_layers_D=0"], "model.n_layers_D=0: must be >= 1"),
+    ],
+)
+def test_network_and_loss_options_fail_before_any_work(
+    overrides: list[str], start: str, compose_cfg, tmp_path: Path
+) -> None:
+    from cyclegan.training import train
+
+    with pytest.raises(ConfigError) as err:
+        train(compose_cfg(*overrides))
+    message = str(err.value)
+    assert message.startswith(start) and "\n" not in message
+    assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()
+
+
+def test_network_option_typos_fail_at_composition(compose_cfg) -> None:
+    for override in ("model.generator=unet_64", "model.norm=group", "model.init_type=uniform"):
+        with pytest.raises(ConfigCompositionException, match=override.split("=")[0].split(".")[1]):
+            compose_cfg(override)
+
+
+def test_saved_configs_with_the_old_model_keys_compare_in_todays_keys() -> None:
+    from cyclegan.config import upgrade_saved_config
+
+    old = {"model": {"variant": "paper", "init_std": 0.02, "ngf": 8}, "seed": 0}
+    assert upgrade_saved_config(old) == {
+        "model": {"generator": "paper", "discriminator": "basic", "init_gain": 0.02, "ngf": 8},
+        "seed": 0,
+    }
+    assert old["model"]["variant"] == "paper"  # the caller's dict is left alone
+    new = {"model": {"generator": "unet_128", "discriminator": "basic", "init_gain": 0.1}}
+    assert upgrade_saved_config(new) == new and upgrade_saved_config(None) == {}

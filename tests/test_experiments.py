@@ -63,7 +63,7 @@ def test_seed_preset_is_the_full_size_recipe_on_summer2winter(compose_cfg) -> No
     cfg = compose_cfg("+experiment=seed_summer2winter")
     assert cfg.dataset.name == "summer2winter_yosemite" and cfg.dataset.img_size == 256
     assert cfg.dataset.load_scale == 1.12
-    assert (cfg.model.variant, cfg.model.n_residual_blocks, cfg.model.ngf) == ("resnet", 9, 64)
+    assert (cfg.model.generator, cfg.model.n_residual_blocks, cfg.model.ngf) == ("resnet", 9, 64)
     assert (cfg.schedule.n_epochs, cfg.schedule.decay_epoch, cfg.optim.lr) == (200, 100, 2e-4)
     assert (cfg.loss.lambda_cyc, cfg.loss.lambda_id, cfg.trainer.batch_size) == (10, 5, 1)
     assert cfg.run_name == "seed_summer2winter_yosemite"

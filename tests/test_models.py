@@ -103,7 +103,7 @@ def test_generator_handles_non_square_inputs() -> None:
 def test_init_is_normal_0_002_with_zero_bias() -> None:
     torch.manual_seed(0)
     g = Generator(3, 64, 2)
-    init_weights(g, 0.02)
+    init_weights(g, "normal", 0.02)
     weights = torch.cat([m.weight.flatten() for m in g.modules() if isinstance(m, torch.nn.Conv2d)])
     biases = torch.cat([m.bias.flatten() for m in g.modules() if isinstance(m, torch.nn.Conv2d)])
     assert abs(weights.mean().item()) < 1e-3

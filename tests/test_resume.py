@@ -110,7 +110,7 @@ def test_resume_with_another_model_names_the_differing_keys(compose_cfg, tmp_pat
     with pytest.raises(CheckpointError) as err:
         train(compose_cfg(*TINY, "model.ngf=16", "resume=auto"))
     assert "model.ngf: 8 -> 16" in str(err.value)
-    with pytest.raises(CheckpointError, match=r"model.variant: 'resnet' -> 'paper'"):
+    with pytest.raises(CheckpointError, match=r"model.generator: 'resnet' -> 'paper'"):
         train(
             compose_cfg(
                 *TINY,

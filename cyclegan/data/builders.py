@@ -69,6 +69,10 @@ def build_train_loader(
         pin_memory=torch.cuda.is_available(),
         persistent_workers=num_workers > 0,
         drop_last=False,
+        # Its own generator for the base seed every new iterator draws: drawn from the global RNG
+        # it would shift a training step's random draws (dropout, the WGAN-GP interpolation)
+        # whenever a resume starts a new iterator, and break exact resume.
+        generator=torch.Generator().manual_seed(seed),
     )
 
 

@@ -8,6 +8,8 @@ Generators (D_A, D_B frozen), each term averaged over the two directions as in t
     loss_G        = loss_GAN + lambda_cyc * loss_cycle + lambda_id * loss_identity
 Discriminators, on real images and on a fake drawn from the replay buffer:
     loss_D_X = (gan(D_X(real_X), real) + gan(D_X(buffer_X(fake_X)), fake)) / 2
+               (+ lambda_gp * GP on interpolates of real_X and the buffer fake, for wgangp)
+`gan` is the objective `loss.gan_mode` names (lsgan, vanilla, hinge, wgangp; cyclegan.gan_losses).
 
 The official code sums the A and B terms where the seed averages them, so its logged `loss_G` is
 twice ours at the same weights (the gradients differ by the same factor 2, which Adam absorbs).
@@ -53,17 +55,22 @@ class GeneratorPair(nn.Module):
         G_AB([A, B])           -> fake_B, same_B
         G_BA([B, A, fake_B])   -> fake_A, same_A, recov_A
         G_AB(fake_A)           -> recov_B
+    Batch norm normalises over the batch, so with it (`batched=False`) the six passes stay
+    separate, as in the seed and the official code.
     """
 
-    def __init__(self, G_AB: nn.Module, G_BA: nn.Module) -> None:
+    def __init__(self, G_AB: nn.Module, G_BA: nn.Module, batched: bool = True) -> None:
         super().__init__()
         self.G_AB, self.G_BA = G_AB, G_BA
+        self.batched = batched
 
     def forward(
         self, real_A: torch.Tensor, real_B: torch.Tensor, identity: bool
     ) -> tuple[torch.Tensor | None, ...]:
         """(fake_B, same_B, fake_A, same_A, recov_A, recov_B); same_* are None without identity."""
         same_A = same_B = None
+        if not self.batched:
+            return self._separate(real_A, real_B, identity)
         if identity:
             fake_B, same_B = run_batched(self.G_AB, real_A, real_B)  # (B, C, H, W) each
             fake_A, same_A, recov_A = run_batched(self.G_BA, real_B, real_A, fake_B)
@@ -72,6 +79,14 @@ class GeneratorPair(nn.Module):
             fake_A, recov_A = run_batched(self.G_BA, real_B, fake_B)
         recov_B = self.G_AB(fake_A)
         return fake_B, same_B, fake_A, same_A, recov_A, recov_B
+
+    def _separate(
+        self, real_A: torch.Tensor, real_B: torch.Tensor, identity: bool
+    ) -> tuple[torch.Tensor | None, ...]:
+        fake_B, fake_A = self.G_AB(real_A), self.G_BA(real_B)
+        same_B = self.G_AB(real_B) if identity else None
+        same_A = self.G_BA(real_A) if identity else None
+        return fake_B, same_B, fake_A, same_A, self.G_BA(fake_B), self.G_AB(fake_A)
 
 
 class CycleGAN(TrainingMethod):
@@ -103,7 +118,9 @@ class CycleGAN(TrainingMethod):
         # The generator pair and each discriminator are what DDP wraps (wrapping copies rank 0's
         # weights to every rank). The generator update calls the plain discriminators: frozen
         # there, they only pass gradient to their input.
-        self.generators = strategy.wrap(GeneratorPair(self.nets[0], self.nets[1]), device)
+        batched = getattr(networks, "generators_per_image", True)  # False with batch norm
+        self.generators = strategy.wrap(GeneratorPair(self.nets[0], self.nets[1], batched), device)
+        self.joint_D = getattr(networks, "discriminators_per_image", True)
         self.discriminators = (
             strategy.wrap(self.nets[2], device),
             strategy.wrap(self.nets[3], device),
@@ -161,7 +178,7 @@ class CycleGAN(TrainingMethod):
             loss_identity = (crit.identity(same_A, real_A) + crit.identity(same_B, real_B)) / 2
         else:
             loss_identity = torch.zeros((), device=real_A.device)
-        loss_GAN = (crit.gan(D_B(fake_B), True) + crit.gan(D_A(fake_A), True)) / 2
+        loss_GAN = (crit.generator_gan(D_B(fake_B)) + crit.generator_gan(D_A(fake_A))) / 2
         loss_cycle = (crit.cycle(recov_A, real_A) + crit.cycle(recov_B, real_B)) / 2
         return {
             "loss_G": crit.generator_total(loss_GAN, loss_cycle, loss_identity),
@@ -175,14 +192,16 @@ class CycleGAN(TrainingMethod):
     ) -> torch.Tensor:
         """One update of one discriminator; the same function serves D_A and D_B.
 
-        Real and fake go through D in one call (instance norm is per sample, so the scores equal
-        two separate calls), which halves the number of kernel launches; two calls when a past
-        fake from the buffer has another size than the real image (uncropped preprocess modes).
+        Real and fake (and, for wgangp, their interpolates) go through D in one call when its
+        norm is per image and they share a shape (the scores equal separate calls), which saves
+        kernel launches and is one forward per backward under DDP; with batch norm, or a past
+        fake from the buffer of another size than the real image (uncropped preprocess modes),
+        they are scored separately.
         """
         optimizer.zero_grad(set_to_none=True)
+        joint = self.joint_D and real.shape[1:] == fake.shape[1:]
         with self.precision.autocast():
-            pred_real, pred_fake = run_batched(D, real, fake.detach())
-            loss = self.criterion.discriminator(pred_real, pred_fake)
+            loss = self.criterion.discriminator_loss(D, real, fake, joint=joint)
         self.precision.backward_and_step(loss, optimizer)
         return loss.detach().float()
 

@@ -1,0 +1,103 @@
+"""Building generators by name and refusing image sizes they cannot take, before any work."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from cyclegan.models import Generator, define_generator
+from cyclegan.networks.choices import check_image_size
+from cyclegan.networks.init import init_weights
+from cyclegan.networks.unet import UnetGenerator
+
+
+@pytest.mark.parametrize(
+    ("name", "cls", "size"),
+    [("resnet", Generator, 32), ("paper", Generator, 32), ("unet_128", UnetGenerator, 128)],
+)
+def test_define_generator_builds_and_initialises(name: str, cls: type, size: int) -> None:
+    torch.manual_seed(0)
+    G = define_generator(name, ngf=4, n_residual_blocks=1)
+    init_weights(G, "normal", 0.3)
+    assert isinstance(G, cls)
+    w = next(m for m in G.modules() if isinstance(m, nn.Conv2d)).weight
+    assert w.std().item() == pytest.approx(0.3, rel=0.2)  # the init ran with the asked gain
+    assert G(torch.zeros(1, 3, size, size)).shape == (1, 3, size, size)
+
+
+def test_unet_options_and_resnet_limits() -> None:
+    G = define_generator("unet_256", 1, 2, ngf=2, norm="batch", use_dropout=True)
+    assert (G.in_channels, G.out_channels, G.num_downs, G.norm) == (1, 2, 8, "batch")
+    assert any(isinstance(m, nn.Dropout) for m in G.modules())
+    with pytest.raises(ValueError, match=r"model.generator=resnet has no dropout"):
+        define_generator("resnet", use_dropout=True)
+    with pytest.raises(
+        ValueError, match=r"unknown model.generator 'unet_512'; choose one of resnet, paper"
+    ):
+        define_generator("unet_512")
+
+
+def test_image_size_checks_are_one_line_naming_the_fix() -> None:
+    check_image_size(256, "unet_256", "basic", 3)
+    check_image_size(128, "unet_128", "n_layers", 5)  # 128 / 32 - 2 = 2
+    check_image_size(16, "resnet", "pixel", 9)  # the pixel discriminator takes any size
+    cases = [
+        (
+            (128, "unet_256"),
+            r"generator=unet_256 needs dataset\.img_size divisible by 256.*img_size=256",
+        ),
+        ((384, "unet_256"), r"got 384; set dataset\.img_size=256 or"),
+        ((64, "unet_128"), r"divisible by 128"),
+        ((64, "resnet", "n_layers", 5), r"n_layers_D=5 is too deep for 64x64 .*n_layers_D <= 4"),
+        ((16, "paper", "basic"), r"n_layers_D=3 is too deep for 16x16 .*n_layers_D <= 2"),
+    ]
+    for args, pattern in cases:
+        with pytest.raises(ValueError, match=pattern) as e:
+            check_image_size(*args)
+        assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("upsampling", ["nearest", "transposed"])
+@pytest.mark.parametrize("norm", ["batch", "none"])
+def test_resnet_generator_norms_follow_the_official_bias_rule(norm: str, upsampling: str) -> None:
+    G = Generator(3, 4, 2, upsampling, norm)
+    convs = [m for m in G.modules() if isinstance(m, nn.Conv2d | nn.ConvTranspose2d)]
+    # Only the last conv keeps its bias (the official ResnetGenerator with batch/no norm).
+    assert [m.bias is not None for m in convs] == [False] * (len(convs) - 1) + [True]
+    has_bn = any(isinstance(m, nn.BatchNorm2d) for m in G.modules())
+    assert has_bn == (norm == "batch")
+    assert not any(isinstance(m, nn.InstanceNorm2d) for m in G.modules())
+    assert G(torch.zeros(2, 3, 16, 16)).shape == (2, 3, 16, 16)
+    # The instance-norm default keeps today's layout: every conv has a bias.
+    assert all(
+        m.bias is not None
+        for m in Generator(3, 4, 2, upsampling).modules()
+        if isinstance(m, nn.Conv2d)
+    )
+
+
+@pytest.mark.parametrize("norm", ["instance", "batch", "none"])
+def test_importer_reads_the_norm_of_a_resnet_file(norm: str, tmp_path) -> None:
+    from cyclegan.importers import load_generator
+
+    torch.manual_seed(0)
+    G = Generator(3, 4, 2, "transposed", norm).eval()
+    path = tmp_path / "latest_net_G.pth"
+    torch.save(G.state_dict(), path)
+    loaded = load_generator(path)
+    assert loaded.spec.norm == norm and loaded.spec.variant == "paper"
+    x = torch.rand(1, 3, 16, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.generator(x), G(x))
+
+
+def test_pytorch_gan_discriminator_takes_every_norm() -> None:
+    from cyclegan.models import make_discriminator
+
+    for norm, norm_type in (("batch", nn.BatchNorm2d), ("none", nn.Identity)):
+        D = make_discriminator("pytorch_gan", 3, 4, norm=norm)
+        assert sum(isinstance(m, norm_type) for m in D.modules()) == 3
+        convs = [m for m in D.modules() if isinstance(m, nn.Conv2d)]
+        assert [m.bias is not None for m in convs] == [True, False, False, False, True]
+        assert D(torch.zeros(2, 3, 32, 32)).shape == (2, 1, 2, 2)
