@@ -138,7 +138,8 @@ def test_option_trains_checkpoints_and_resumes_exactly(
     assert type(loaded.generator) is type(model.G_AB)
 
 
-def test_wgangp_step_applies_the_penalty_to_both_discriminators(monkeypatch) -> None:
+@pytest.mark.parametrize("precision", ["32", "bf16-mixed"])
+def test_wgangp_step_applies_the_penalty_to_both_discriminators(monkeypatch, precision) -> None:
     from functools import partial
 
     from cyclegan.gan_losses import AdversarialLoss
@@ -163,6 +164,7 @@ def test_wgangp_step_applies_the_penalty_to_both_discriminators(monkeypatch) -> 
         partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)),
         LRMultiplier("linear", 4, 2),
         torch.device("cpu"),
+        precision=precision,
     )
     before = [p.detach().clone() for p in networks.D_A.parameters()]
     batch = {"A": torch.rand(1, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 32, 32) * 2 - 1}
