@@ -7,9 +7,14 @@ W&B logger so sweep.py can name the group without importing torch or wandb.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S"
+STAMP_RESOLVER = "stamp"
 
 
 @dataclass
@@ -30,6 +35,48 @@ def sweep_group(sweep_dir: str | Path) -> str:
     """
     path = Path(sweep_dir)
     return f"{path.parent.name}-{path.name}" if path.parent.name else path.name
+
+
+def unique_stamp(
+    pattern: str = STAMP_FORMAT, now: datetime | None = None, pid: int | None = None
+) -> str:
+    """`<now in pattern>_<microseconds>-<pid>`: e.g. `2026-11-30_18-20-01_123456-4821`.
+
+    Directories stamped to the second collide when two runs or sweeps start in the same second
+    (a launcher starting jobs at once, a script starting sweeps in a loop): both would write into
+    one directory. The microseconds keep stamps sorted by start time; the process id separates two
+    processes on one host even where the clock is coarse (Windows: ~15 ms).
+    """
+    now = now or datetime.now()
+    return f"{now.strftime(pattern or STAMP_FORMAT)}_{now.microsecond:06d}-{pid or os.getpid()}"
+
+
+def register_resolvers() -> None:
+    """Register `${stamp:PATTERN}` (unique_stamp) with OmegaConf, for hydra.run.dir/sweep.dir.
+
+    Cached like Hydra's own `${now:}`: every use in one config gives the same stamp, and Hydra
+    copies the cache into each job of a multirun, so all jobs agree on the sweep directory. Call
+    it where the configs are registered (before Hydra composes), in every process that resolves
+    the config (launcher plugins start jobs in new processes that import train.py).
+    """
+    from omegaconf import OmegaConf
+
+    if not OmegaConf.has_resolver(STAMP_RESOLVER):
+        OmegaConf.register_new_resolver(STAMP_RESOLVER, unique_stamp, use_cache=True)
+
+
+def claim_stamped_dir(parent: str | Path, pattern: str = STAMP_FORMAT) -> Path:
+    """Create and return `parent/<unique_stamp>`, a directory no other caller got (mkdir is atomic:
+    a name that exists already, however unlikely, is stamped again)."""
+    Path(parent).mkdir(parents=True, exist_ok=True)
+    for _ in range(100):
+        path = Path(parent) / unique_stamp(pattern)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise FileExistsError(f"could not create a new stamped directory in {parent}")
 
 
 def _override_key(override: str) -> str:

@@ -1,11 +1,21 @@
 """Run a named grid from `experiments/sweeps/` as one Hydra multirun, then compare its jobs.
 
-`python sweep.py NAME [overrides...]` runs `train.py -m +experiment/sweeps=NAME [overrides...]`
-(any launcher or sweeper: basic, joblib, submitit, Optuna) into `multirun/NAME/<time>/`, then reads
-each job's `summary.json`, `metrics.jsonl` and `.hydra/` back from disk and writes the comparison
-next to them: a ranked table (printed, `comparison.csv`, `comparison.md`) and a plot of one metric's
-curve per job (`curves_<metric>.png`). A job that failed is listed as failed; the others still
-count. Everything is read from disk, so `--collect DIR` redoes the comparison of any multirun.
+`python sweep.py NAME [overrides...] [--seeds 3]` runs `train.py -m +experiment/sweeps=NAME
+[overrides...] [seed=0,1,2]` (any launcher or sweeper: basic, joblib, submitit, Optuna) into
+`multirun/NAME/<time>/`, then reads each job's `summary.json`, `metrics.jsonl`, `.hydra/` and
+`contact/` back from disk and writes the comparison next to them:
+
+- the table, ranked by cell: a cell is the jobs with the same overrides but the seed, shown as mean ±
+  std over its seeds, n and the seeds, and whether it can be told apart from the best cell
+  (`cyclegan.aggregate`); printed, in `comparison.md`, and in `comparison.csv` with one row per cell
+  and one per job;
+- `<metric>_vs_<key>.png`: the ranked metric against a swept value, error bars over seeds, one line
+  per setting of the other swept keys;
+- `contact_AB.png`: the same fixed test images translated by every cell (its first seed);
+- `curves_<key>.png`: one training curve per job.
+
+A job that failed is listed as failed; the others still count. Everything is read from disk, so
+`--collect DIR [DIR ...]` redoes the comparison of any multiruns, several sweeps in one table.
 """
 
 from __future__ import annotations
@@ -17,20 +27,21 @@ import math
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-from cyclegan.evaluation.ranking import lower_is_better
+from cyclegan.aggregate import Stat, cannot_tell_apart, summarize
+from cyclegan.contact import contact_sheet, sheet_rows_for_jobs
 from cyclegan.plugins import experiment_settings, missing_plugin_message
-from cyclegan.run_identity import sweep_group
+from cyclegan.run_identity import claim_stamped_dir, sweep_group
 
 EXIT_JOB_FAILED = 1
 EXIT_USAGE = 2
 DEFAULT_PLOT = "train/loss_cycle"
+SEED_KEY = "seed"
 # Columns shown besides the ranked metric, when any job has them.
 COLUMNS = (
     "eval/psnr_AB",
@@ -42,6 +53,7 @@ COLUMNS = (
     "final/train/loss_D",
     "time/train_s",
 )
+QUALITY_PREFIXES = ("eval/",)  # columns aggregated as mean ± std (the rest too, but these matter)
 
 
 class SweepError(RuntimeError):
@@ -52,18 +64,59 @@ class SweepError(RuntimeError):
 class Job:
     """One job of a multirun, as its directory tells it."""
 
-    name: str  # the job's directory name: Hydra's job number
+    name: str  # the job's directory name: Hydra's job number (prefixed by the sweep when collected)
     path: Path
     overrides: list[str]
     config: dict[str, Any]  # .hydra/config.yaml, unresolved
     summary: dict[str, Any] | None  # None: the job did not finish
     error: str = ""
-    label: str = ""  # the overrides that differ between the sweep's jobs
+    label: str = ""  # the overrides that differ between the sweep's jobs, the seed included
+    cell: str = ""  # the same without the seed: jobs with equal `cell` are seeds of one setting
     rank: int | None = None
 
     @property
     def failed(self) -> bool:
         return self.summary is None
+
+    @property
+    def seed(self) -> int | None:
+        """The seed the job ran with: its override, else its config's."""
+        given = dict(o.lstrip("+").partition("=")[::2] for o in self.overrides).get(SEED_KEY)
+        value = given if given is not None else self.config.get(SEED_KEY)
+        try:
+            return int(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            return None
+
+
+@dataclass
+class Cell:
+    """The jobs of one grid cell: the same overrides, different seeds."""
+
+    label: str
+    jobs: list[Job]
+    stats: dict[str, Stat | None] = field(default_factory=dict)  # per metric, finished jobs only
+    rank: int | None = None
+    vs_best: str = ""  # "best", "yes" (cannot be told apart from the best), "no", "?" (n < 2)
+
+    @property
+    def failed(self) -> bool:
+        return all(job.failed for job in self.jobs)
+
+    @property
+    def seeds(self) -> list[int | None]:
+        return [job.seed for job in self.jobs if not job.failed]
+
+    def status(self) -> str:
+        failed = [job for job in self.jobs if job.failed]
+        if not failed:
+            return "ok"
+        first = failed[0]
+        error = f": {first.error}" if first.error else ""
+        if len(failed) == len(self.jobs):
+            return f"failed{error}"
+        seeds = ",".join(str(job.seed) for job in failed)
+        return f"ok; {len(failed)} of {len(self.jobs)} failed (seed {seeds}{error})"
 
 
 # ---------------------------------------------------------------------------- reading a sweep
@@ -104,16 +157,50 @@ def find_jobs(sweep_dir: Path) -> list[Job]:
     return jobs
 
 
+def _is_seed(key: str) -> bool:
+    return key.lstrip("+~") == SEED_KEY
+
+
 def label_jobs(jobs: list[Job]) -> None:
-    """Label each job by the overrides that differ between jobs (all of them for a single job)."""
+    """Label each job by the overrides that differ between jobs (all of them for a single job),
+    and its cell by the same without the seed (all the non-seed overrides when only the seed
+    varies, so a one-cell sweep still says what it ran)."""
     parsed = [dict(o.partition("=")[::2] for o in job.overrides) for job in jobs]
     keys = {k for p in parsed for k in p}
     varying = {k for k in keys if len({p.get(k) for p in parsed}) > 1 or len(jobs) == 1}
+    cell_keys = {k for k in varying if not _is_seed(k)} or {k for k in keys if not _is_seed(k)}
     for job, p in zip(jobs, parsed, strict=True):
         job.label = " ".join(f"{k}={v}" for k, v in p.items() if k in varying)
+        job.cell = " ".join(f"{k}={v}" for k, v in p.items() if k in cell_keys)
+
+
+def collect_jobs(sweep_dirs: list[Path]) -> list[Job]:
+    """The jobs of one or more multiruns, labelled together; with several, each job is named
+    `<sweep group>/<job>` (the W&B group: the grid and its start) so the names stay unique."""
+    jobs: list[Job] = []
+    for sweep_dir in sweep_dirs:
+        found = find_jobs(sweep_dir)
+        if not found:
+            raise SweepError(f"no jobs in {sweep_dir} (no */.hydra/overrides.yaml); check the path")
+        if len(sweep_dirs) > 1:
+            for job in found:
+                job.name = f"{sweep_group(sweep_dir)}/{job.name}"
+        jobs += found
+    label_jobs(jobs)
+    return jobs
 
 
 # ---------------------------------------------------------------------------- ranking
+
+
+def lower_is_better(metric: str) -> bool:
+    """Direction when the jobs' config does not say: FID/KID/LPIPS, losses and times go down.
+
+    A copy of the one rule the lead engineer is moving to `cyclegan/evaluation/ranking.py`
+    (`lower_is_better(key)`); import it from there once it exists. Kept here until then, and wider
+    than the evaluation's (losses and times too), since sweep.py can rank by any summary key.
+    """
+    return any(word in metric.lower() for word in ("fid", "kid", "lpips", "loss", "time"))
 
 
 def ranking_rule(jobs: list[Job], metric: str | None, mode: str | None) -> tuple[str, str]:
@@ -136,36 +223,149 @@ def _value(job: Job, key: str) -> float | None:
     return float(value)
 
 
+def _sign(mode: str) -> float:
+    return -1.0 if mode == "max" else 1.0
+
+
 def rank_jobs(jobs: list[Job], metric: str, mode: str) -> list[Job]:
     """Finished jobs with the metric, best first; then finished ones without it; then failed."""
     scored = [j for j in jobs if _value(j, metric) is not None]
-    scored.sort(key=lambda j: _value(j, metric) * (-1 if mode == "max" else 1))  # type: ignore[operator]
+    scored.sort(key=lambda j: _value(j, metric) * _sign(mode))  # type: ignore[operator]
     for rank, job in enumerate(scored, start=1):
         job.rank = rank
     unscored = [j for j in jobs if not j.failed and j not in scored]
     return scored + unscored + [j for j in jobs if j.failed]
 
 
+def group_cells(jobs: list[Job], keys: list[str]) -> list[Cell]:
+    """Jobs grouped by their overrides without the seed (in first-job order), seeds sorted, with
+    the mean ± std of each of `keys` over the cell's finished jobs."""
+    cells: dict[str, Cell] = {}
+    for job in jobs:
+        cells.setdefault(job.cell, Cell(label=job.cell, jobs=[])).jobs.append(job)
+    for cell in cells.values():
+        cell.jobs.sort(key=lambda j: (j.seed is None, j.seed or 0, j.name))
+        for key in keys:
+            values = [v for v in (_value(j, key) for j in cell.jobs) if v is not None]
+            cell.stats[key] = summarize(values)
+    return list(cells.values())
+
+
+def rank_cells(cells: list[Cell], metric: str, mode: str) -> list[Cell]:
+    """Cells with the metric by mean, best first (then cells without it, then failed ones), each
+    marked against the best: "best", "yes" when the two cannot be told apart at their n (mean ± 2
+    standard errors overlap), "no" when they can, "?" when either has a single seed."""
+    scored = [c for c in cells if c.stats.get(metric) is not None]
+    scored.sort(key=lambda c: c.stats[metric].mean * _sign(mode))  # type: ignore[union-attr]
+    for rank, cell in enumerate(scored, start=1):
+        cell.rank = rank
+    if scored:
+        best = scored[0].stats[metric]
+        scored[0].vs_best = "best"
+        for cell in scored[1:]:
+            same = cannot_tell_apart(best, cell.stats[metric])  # type: ignore[arg-type]
+            cell.vs_best = "?" if same is None else ("yes" if same else "no")
+    unscored = [c for c in cells if not c.failed and c not in scored]
+    return scored + unscored + [c for c in cells if c.failed]
+
+
 # ---------------------------------------------------------------------------- the comparison
 
 
-def comparison(jobs: list[Job], metric: str, mode: str) -> tuple[list[str], list[list[Any]]]:
-    """Header and rows of the ranked table (raw values; formatting is the writers' job)."""
-    columns = [c for c in COLUMNS if c != metric and any(_value(j, c) is not None for j in jobs)]
-    header = ["rank", "job", "overrides", f"{metric} ({mode})", *columns, "status"]
+def shown_columns(jobs: list[Job], metric: str) -> list[str]:
+    """COLUMNS that any job has, besides the ranked metric."""
+    return [c for c in COLUMNS if c != metric and any(_value(j, c) is not None for j in jobs)]
+
+
+def _seeds_text(seeds: list[int | None]) -> str:
+    return ",".join("-" if s is None else str(s) for s in seeds)
+
+
+def has_spread(cells: list[Cell], metric: str) -> bool:
+    """Whether any cell has the metric from two or more seeds (else "same as best?" says nothing)."""
+    return any((c.stats.get(metric) or Stat(0, None, 0)).n > 1 for c in cells)
+
+
+def cell_table(
+    cells: list[Cell], metric: str, mode: str, columns: list[str]
+) -> tuple[list[str], list[list[Any]]]:
+    """The ranked cell table for people: mean ± std strings, n, seeds, the "same as best?" mark
+    (only when some cell has more than one seed: with one seed per cell nothing can be said)."""
+    with_marks = has_spread(cells, metric)
+    header = ["rank", "overrides", f"{metric} ({mode})", "n", "seeds", *columns]
+    header += ["same as best?"] if with_marks else []
+    header += ["jobs", "status"]
     rows = []
+    for cell in cells:
+        stats = [cell.stats.get(k) for k in (metric, *columns)]
+        n = (cell.stats.get(metric) or Stat(0, None, 0)).n
+        row: list[Any] = [
+            cell.rank if cell.rank is not None else "-",
+            cell.label,
+            *(s.format() if s else None for s in stats[:1]),
+            n,
+            _seeds_text(cell.seeds),
+            *(s.format() if s else None for s in stats[1:]),
+        ]
+        row += [cell.vs_best or None] if with_marks else []
+        row += [",".join(j.name for j in cell.jobs), cell.status()]
+        rows.append(row)
+    return header, rows
+
+
+def job_status(job: Job) -> str:
+    return "failed" + (f": {job.error}" if job.error else "") if job.failed else "ok"
+
+
+def job_table(
+    jobs: list[Job], metric: str, mode: str, columns: list[str]
+) -> tuple[list[str], list[list[Any]]]:
+    """The ranked job table: each job's own values."""
+    header = ["rank", "job", "overrides", "seed", f"{metric} ({mode})", *columns, "status"]
+    rows = [
+        [
+            job.rank if job.rank is not None else "-",
+            job.name,
+            job.cell,
+            job.seed,
+            *(_value(job, k) for k in (metric, *columns)),
+            job_status(job),
+        ]
+        for job in jobs
+    ]
+    return header, rows
+
+
+def csv_table(
+    cells: list[Cell], jobs: list[Job], metric: str, mode: str, columns: list[str]
+) -> tuple[list[str], list[list[Any]]]:
+    """comparison.csv: one row per cell (kind=cell: mean and std columns), then one per job
+    (kind=job: its own values, std empty), raw numbers for spreadsheets and scripts."""
+    keys = [metric, *columns]
+    header = ["kind", "rank", "overrides", "seeds", "n", "jobs"]
+    for i, key in enumerate(keys):
+        name = f"{key} ({mode})" if i == 0 else key
+        header += [name, f"{key} std"]
+    header += ["same as best?", "status"]
+    rows: list[list[Any]] = []
+    for cell in cells:
+        row: list[Any] = [
+            "cell",
+            cell.rank,
+            cell.label,
+            _seeds_text(cell.seeds),
+            (cell.stats.get(metric) or Stat(0, None, 0)).n,
+            " ".join(j.name for j in cell.jobs),
+        ]
+        for key in keys:
+            stat = cell.stats.get(key)
+            row += [stat.mean, stat.std] if stat else [None, None]
+        rows.append([*row, cell.vs_best or None, cell.status()])
     for job in jobs:
-        status = "failed" + (f": {job.error}" if job.error else "") if job.failed else "ok"
-        rows.append(
-            [
-                job.rank if job.rank is not None else "-",
-                job.name,
-                job.label,
-                _value(job, metric),
-                *(_value(job, c) for c in columns),
-                status,
-            ]
-        )
+        row = ["job", job.rank, job.cell, job.seed, 0 if job.failed else 1, job.name]
+        for key in keys:
+            row += [_value(job, key), None]
+        rows.append([*row, None, job_status(job)])
     return header, rows
 
 
@@ -200,6 +400,9 @@ def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
         writer.writerows([["" if v is None else v for v in row] for row in rows])
 
 
+# ---------------------------------------------------------------------------- pictures
+
+
 def read_curve(job: Job, key: str) -> tuple[list[int], list[float]]:
     """(steps, values) of one metric from the job's metrics.jsonl (empty if it has none)."""
     path = job.path / "metrics.jsonl"
@@ -214,17 +417,22 @@ def read_curve(job: Job, key: str) -> tuple[list[int], list[float]]:
     return steps, values
 
 
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def plot_curves(jobs: list[Job], key: str, path: Path) -> Path | None:
     """One line per job of `key` against the training step; None if no job logged it."""
     curves = [(job, *read_curve(job, key)) for job in jobs]
     curves = [c for c in curves if c[1]]
     if not curves:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; no display needed
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for job, steps, values in curves:
         style = "--" if job.failed else "-"
@@ -232,7 +440,7 @@ def plot_curves(jobs: list[Job], key: str, path: Path) -> Path | None:
         ax.plot(steps, values, style, marker=marker, label=f"{job.name}: {job.label}"[:60])
     ax.set_xlabel("step")
     ax.set_ylabel(key)
-    ax.set_title(f"{key} per job ({path.parent.parent.name}/{path.parent.name})")
+    ax.set_title(f"{key} per job")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -241,50 +449,221 @@ def plot_curves(jobs: list[Job], key: str, path: Path) -> Path | None:
     return path
 
 
-def wandb_summary(jobs: list[Job], sweep_dir: Path) -> list[str]:
-    """Lines naming the W&B group of the sweep's runs and how to upload the offline ones."""
-    offline = sorted(sweep_dir.glob("*/wandb/offline-run-*"))
-    online = sorted(sweep_dir.glob("*/wandb/run-*"))
-    if not offline and not online:
-        return []
-    logger = next((j.config.get("logger") or {} for j in jobs), {})
-    group = logger.get("group") or sweep_group(sweep_dir)
-    lines = [
-        f"W&B: {len(offline) + len(online)} runs in group '{group}' "
-        f"(project '{logger.get('project', 'cyclegan')}')"
-    ]
-    if offline:
-        lines.append(f"upload the offline runs with: wandb sync {sweep_dir}/*/wandb/offline-run-*")
+def _parse_label(label: str) -> dict[str, str]:
+    return dict(part.partition("=")[::2] for part in label.split()) if label else {}
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def choose_x(cells: list[Cell], x_key: str | None) -> str | None:
+    """The swept key to plot against: `x_key` if given, else the numeric swept key with the most
+    values (the first such in the overrides); None when no key varies between cells."""
+    parsed = [_parse_label(c.label) for c in cells]
+    keys = list(dict.fromkeys(k for p in parsed for k in p))
+    if x_key is not None:
+        if x_key not in keys:
+            raise SweepError(f"--x {x_key}: not a swept key of these cells; use one of: {keys}")
+        return x_key
+    numeric = [k for k in keys if all(_number(p.get(k, "")) is not None for p in parsed)]
+    candidates = numeric or keys
+    if not candidates:
+        return None
+    return max(candidates, key=lambda k: len({p.get(k) for p in parsed}))
+
+
+def plot_metric_vs(
+    cells: list[Cell], metric: str, mode: str, x_key: str | None, out_dir: Path
+) -> Path | None:
+    """`metric` (mean over seeds, error bars ± std) against the swept value `x_key`, one line per
+    setting of the other swept keys; None when fewer than two cells have the metric."""
+    scored = [c for c in cells if c.stats.get(metric) is not None]
+    x = choose_x(scored, x_key) if len(scored) > 1 else None
+    if x is None:
+        return None
+    lines: dict[str, list[tuple[str, Stat]]] = {}
+    for cell in scored:
+        parsed = _parse_label(cell.label)
+        rest = " ".join(f"{k}={v}" for k, v in parsed.items() if k != x) or "all"
+        lines.setdefault(rest, []).append((parsed.get(x, "-"), cell.stats[metric]))  # type: ignore[arg-type]
+    values = {v for points in lines.values() for v, _ in points}
+    numeric = all(_number(v) is not None for v in values)
+    order = sorted(values, key=lambda v: _number(v) if numeric else v)  # type: ignore[return-value]
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for rest, points in lines.items():
+        points.sort(key=lambda p: order.index(p[0]))
+        xs = [_number(v) if numeric else order.index(v) for v, _ in points]
+        ys = [s.mean for _, s in points]
+        errs = [s.std or 0.0 for _, s in points]
+        ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=4, label=rest)
+    positive = numeric and all(_number(v) > 0 for v in values)  # type: ignore[operator]
+    if positive and max(map(_number, values)) / min(map(_number, values)) >= 20:  # type: ignore[type-var,operator]
+        ax.set_xscale("log")  # e.g. learning rates
+    if not numeric:
+        ax.set_xticks(range(len(order)), order)
+    seeds = sorted({s.n for points in lines.values() for _, s in points})
+    ax.set_xlabel(x)
+    ax.set_ylabel(f"{metric} ({'higher' if mode == 'max' else 'lower'} is better)")
+    ax.set_title(f"{metric}: mean ± std over seeds (n = {','.join(map(str, seeds))} per point)")
+    ax.grid(alpha=0.3)
+    if len(lines) > 1:  # one line per setting of the other swept keys
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = out_dir / f"{metric.replace('/', '_')}_vs_{x}.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_contact_sheet(
+    cells: list[Cell], metric: str, out_dir: Path, direction: str = "AB"
+) -> tuple[Path | None, list[str]]:
+    """One row per cell (its first finished seed), ranked, labelled with the overrides and the
+    metric; inputs and (paired data) ground truth on top. Returns the sheet and the labels of the
+    cells whose job left no fixed translations."""
+    entries, labels = [], {}
+    for cell in cells:
+        job = next((j for j in cell.jobs if not j.failed), None)
+        if job is None:
+            continue
+        value = _value(job, metric)
+        stat = cell.stats.get(metric)
+        rank = f"#{cell.rank} " if cell.rank else ""
+        seed = f" seed={job.seed}" if job.seed is not None else ""
+        text = f"{rank}{cell.label or job.name}{seed}: {metric} {_cell(value)}"
+        if stat is not None and stat.n > 1:
+            text += f" (cell {stat.format()}, n={stat.n})"
+        entries.append((text, job.path))
+        labels[text] = cell.label or job.name
+    rows, missing = sheet_rows_for_jobs(entries, direction)
+    missing = [labels[text] for text in missing]
+    if not rows:
+        return None, missing
+    return contact_sheet(rows, out_dir / f"contact_{direction}.png"), missing
+
+
+def wandb_summary(jobs: list[Job], sweep_dirs: list[Path]) -> list[str]:
+    """Lines naming the W&B group of each sweep's runs and how to upload the offline ones."""
+    lines = []
+    for sweep_dir in sweep_dirs:
+        offline = sorted(sweep_dir.glob("*/wandb/offline-run-*"))
+        online = sorted(sweep_dir.glob("*/wandb/run-*"))
+        if not offline and not online:
+            continue
+        logger = next((j.config.get("logger") or {} for j in jobs), {})
+        group = logger.get("group") or sweep_group(sweep_dir)
+        lines.append(
+            f"W&B: {len(offline) + len(online)} runs in group '{group}' "
+            f"(project '{logger.get('project', 'cyclegan')}')"
+        )
+        if offline:
+            lines.append(
+                f"upload the offline runs with: wandb sync {sweep_dir}/*/wandb/offline-run-*"
+            )
     return lines
 
 
-def report(sweep_dir: Path, metric: str | None, mode: str | None, plot: str) -> int:
-    """Compare a finished multirun's jobs: print and write the table, plot; the exit status."""
-    jobs = find_jobs(sweep_dir)
-    if not jobs:
-        raise SweepError(f"no jobs in {sweep_dir} (no */.hydra/overrides.yaml); check the path")
+def _missing_metric_line(jobs: list[Job], metric: str) -> str:
+    keys = sorted({k for j in jobs for k in (j.summary or {}) if k.startswith(("eval/", "best/"))})
+    known = ", ".join(keys) or "none"
+    return (
+        f"no job has {metric} in its summary.json, so nothing is ranked; evaluated keys: {known}; "
+        "rank by one of them with --metric KEY"
+    )
+
+
+def report(
+    sweep_dirs: Path | list[Path],
+    metric: str | None,
+    mode: str | None,
+    plot: str,
+    out_dir: Path | None = None,
+    x_key: str | None = None,
+) -> int:
+    """Compare finished multiruns' jobs: print and write the tables and pictures; the exit status
+    (1 when a job failed). Writes into `out_dir`, by default the sweep directory (one sweep)."""
+    dirs = [sweep_dirs] if isinstance(sweep_dirs, Path) else list(sweep_dirs)
+    if not dirs:
+        raise SweepError("no sweep directory given")
+    if out_dir is None:
+        if len(dirs) > 1:
+            raise SweepError(
+                "comparing several sweeps: say where the comparison goes with --out DIR"
+            )
+        out_dir = dirs[0]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = collect_jobs(dirs)
     metric, mode = ranking_rule(jobs, metric, mode)
-    ranked = rank_jobs(jobs, metric, mode)
-    header, rows = comparison(ranked, metric, mode)
-    write_csv(sweep_dir / "comparison.csv", header, rows)
-    (sweep_dir / "comparison.md").write_text(format_markdown(header, rows))
+    columns = shown_columns(jobs, metric)
+    ranked_jobs = rank_jobs(jobs, metric, mode)
+    cells = rank_cells(group_cells(jobs, [metric, *columns]), metric, mode)
+
+    header, rows = cell_table(cells, metric, mode, columns)
+    csv_header, csv_rows = csv_table(cells, ranked_jobs, metric, mode, columns)
+    write_csv(out_dir / "comparison.csv", csv_header, csv_rows)
+    markdown = "## Cells\n\n" + format_markdown(header, rows)
+    markdown += "\n## Jobs\n\n" + format_markdown(*job_table(ranked_jobs, metric, mode, columns))
+    (out_dir / "comparison.md").write_text(markdown)
+
     failed = sum(j.failed for j in jobs)
-    print(f"\n{len(jobs)} jobs in {sweep_dir}, ranked by {metric} ({mode}); {failed} failed\n")
+    where = dirs[0] if len(dirs) == 1 else f"{len(dirs)} sweeps"
+    print(
+        f"\n{len(jobs)} jobs in {where} ({len(cells)} cells), ranked by {metric} ({mode}); "
+        f"{failed} failed\n"
+    )
     print(format_table(header, rows))
-    print(f"\nwritten: {sweep_dir / 'comparison.csv'}, {sweep_dir / 'comparison.md'}")
-    try:
-        png = plot_curves(ranked, plot, sweep_dir / f"curves_{plot.replace('/', '_')}.png")
-    except ImportError:
-        print("no plot: matplotlib is not installed (pip install matplotlib)")
-    else:
-        print(f"plot: {png}" if png else f"no plot: no job logged {plot!r} in metrics.jsonl")
-    optuna = sweep_dir / "optimization_results.yaml"
-    if optuna.is_file():
-        best = OmegaConf.load(optuna)
+    if has_spread(cells, metric):
+        print(
+            "\nsame as best?: yes = cannot be told apart from the best at this n (mean ± 2 "
+            "standard errors overlap); ? = one seed, no spread to judge by (use --seeds 3 or more)"
+        )
+    if not any(c.rank for c in cells):
+        print("\n" + _missing_metric_line(jobs, metric))
+    print(
+        f"\nwritten: {out_dir / 'comparison.csv'} (a row per cell and per job), {out_dir / 'comparison.md'}"
+    )
+    _pictures(cells, ranked_jobs, metric, mode, plot, out_dir, x_key)
+    optuna = [d / "optimization_results.yaml" for d in dirs]
+    for path in (p for p in optuna if p.is_file()):
+        best = OmegaConf.load(path)
         print(f"Optuna best: {best.get('best_value')} with {dict(best.get('best_params', {}))}")
-    for line in wandb_summary(jobs, sweep_dir):
+    for line in wandb_summary(jobs, dirs):
         print(line)
     return EXIT_JOB_FAILED if failed else 0
+
+
+def _pictures(
+    cells: list[Cell],
+    jobs: list[Job],
+    metric: str,
+    mode: str,
+    plot: str,
+    out_dir: Path,
+    x_key: str | None,
+) -> None:
+    """The plots and the contact sheet, each named as written or said why not."""
+    try:
+        png = plot_metric_vs(cells, metric, mode, x_key, out_dir)
+        print(f"plot: {png}" if png else f"no {metric} plot: fewer than two cells have it")
+        png = plot_curves(jobs, plot, out_dir / f"curves_{plot.replace('/', '_')}.png")
+        print(f"plot: {png}" if png else f"no curves: no job logged {plot!r} in metrics.jsonl")
+    except ImportError:
+        print("no plots: matplotlib is not installed (pip install matplotlib)")
+    sheet, missing = write_contact_sheet(cells, metric, out_dir)
+    if sheet is not None:
+        print(f"contact sheet: {sheet}")
+    if missing:
+        print(
+            f"no fixed translations (contact/contact.json) from {len(missing)} cell(s): "
+            + "; ".join(missing[:3])
+            + (" ..." if len(missing) > 3 else "")
+        )
 
 
 # ---------------------------------------------------------------------------- grids
@@ -330,6 +709,43 @@ def run_grid(train_script: Path, name: str, overrides: list[str], sweep_dir: Pat
     return subprocess.run(cmd, check=False).returncode
 
 
+# ---------------------------------------------------------------------------- seeds
+
+
+def parse_seeds(text: str) -> list[int]:
+    """`--seeds 3` -> [0, 1, 2]; `--seeds 0,4,7` -> [0, 4, 7]. A count must be >= 1 and a list's
+    seeds distinct non-negative integers; anything else is a SweepError naming the fix."""
+    fix = "give a count >= 1 (--seeds 3 runs seeds 0,1,2) or a list of seeds (--seeds 0,4,7)"
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        raise SweepError(f"--seeds {text}: not a number or a comma-separated list; {fix}") from None
+    if len(numbers) == 1 and "," not in text:
+        if numbers[0] < 1:
+            raise SweepError(f"--seeds {text}: no seeds to run; {fix}")
+        return list(range(numbers[0]))
+    if any(n < 0 for n in numbers) or len(set(numbers)) != len(numbers):
+        raise SweepError(f"--seeds {text}: seeds must be distinct and >= 0; {fix}")
+    return numbers
+
+
+def seed_override(seeds: list[int], grid: Path, overrides: list[str]) -> str:
+    """The `seed=...` sweep override for `--seeds`, refused where the seed is already swept or the
+    grid is an Optuna search (it would become a searched parameter, not a repetition)."""
+    choices, sweeper = experiment_settings(grid)
+    if ("hydra/sweeper", "optuna") in choices:
+        raise SweepError(
+            f"--seeds: {grid.stem} is an Optuna search, which draws its own trials; "
+            "use --seeds with a grid (python sweep.py --list)"
+        )
+    given = [o for o in overrides if _is_seed(o.partition("=")[0])]
+    if given or any(_is_seed(k) for k in sweeper.get("params") or {}):
+        where = given[0] if given else f"the grid {grid.name}"
+        raise SweepError(f"--seeds and {where} both set the seed; keep one")
+    return f"{SEED_KEY}={','.join(map(str, seeds))}"
+
+
 # ---------------------------------------------------------------------------- command line
 
 
@@ -337,16 +753,29 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="sweep.py",
         description="Run a named grid from experiments/sweeps/ and rank its runs.",
-        epilog="example: python sweep.py lambda_grid hydra/launcher=parallel +experiment=cpu_smoke",
+        epilog="example: python sweep.py lambda_grid --seeds 3 +experiment=cpu_smoke",
     )
     parser.add_argument("name", nargs="?", help="grid name (see --list)")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every job")
     parser.add_argument("--list", action="store_true", help="list the grids and exit")
     parser.add_argument(
-        "--collect", type=Path, metavar="DIR", help="only compare an existing multirun"
+        "--seeds",
+        metavar="N|S,S,..",
+        help="run every cell with seeds 0..N-1 (or these seeds) and aggregate them",
+    )
+    parser.add_argument(
+        "--collect",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="only compare existing multiruns (several: one table)",
+    )
+    parser.add_argument(
+        "--out", type=Path, metavar="DIR", help="where --collect of several sweeps writes"
     )
     parser.add_argument("--metric", help="rank by this summary key (default: optimized_metric)")
     parser.add_argument("--mode", choices=("max", "min"), help="higher or lower is better")
+    parser.add_argument("--x", metavar="KEY", help="swept key on the metric plot's x axis")
     parser.add_argument(
         "--plot", default=DEFAULT_PLOT, metavar="KEY", help="metric to plot per job"
     )
@@ -362,30 +791,41 @@ def main(argv: list[str], root: Path) -> int:
             list_grids(experiments_dir)
             return 0
         if args.collect is not None:
-            return report(args.collect, args.metric, args.mode, args.plot)
+            if args.seeds is not None:
+                raise SweepError("--seeds runs a grid; --collect only compares finished ones")
+            out = args.out
+            if out is None and len(args.collect) > 1:
+                out = claim_stamped_dir(Path("multirun") / "collected")
+            return report(args.collect, args.metric, args.mode, args.plot, out, args.x)
         if args.name is None:
             raise SweepError(
                 "give a grid name (python sweep.py --list shows them) or --collect DIR"
             )
-        if not grid_path(experiments_dir, args.name).is_file():
+        grid = grid_path(experiments_dir, args.name)
+        if not grid.is_file():
             known = ", ".join(grid_names(experiments_dir))
             raise SweepError(
                 f"no grid '{args.name}' in {experiments_dir / 'sweeps'}; use one of: {known}"
             )
-        overrides = [f"+experiment/sweeps={args.name}", *args.overrides]
-        message = missing_plugin_message(overrides, experiments_dir)
+        overrides = list(args.overrides)
+        if args.seeds is not None:
+            overrides.append(seed_override(parse_seeds(args.seeds), grid, overrides))
+        message = missing_plugin_message(
+            [f"+experiment/sweeps={args.name}", *overrides], experiments_dir
+        )
         if message is not None:
             raise SweepError(message)
-        given = [o.partition("=")[2] for o in args.overrides if o.startswith("hydra.sweep.dir=")]
-        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        sweep_dir = Path(given[-1]) if given else Path("multirun") / args.name / stamp
-        status = run_grid(root / "train.py", args.name, args.overrides, sweep_dir)
+        given = [o.partition("=")[2] for o in overrides if o.startswith("hydra.sweep.dir=")]
+        # A fresh directory even when another sweep starts in the same second.
+        sweep_dir = Path(given[-1]) if given else claim_stamped_dir(Path("multirun") / args.name)
+        status = run_grid(root / "train.py", args.name, overrides, sweep_dir)
         if not sweep_dir.is_dir() or not any(sweep_dir.glob("*/.hydra")):
             raise SweepError(
                 f"the multirun started no job (exit status {status}); see its output above"
             )
         return max(
-            report(sweep_dir, args.metric, args.mode, args.plot), EXIT_JOB_FAILED if status else 0
+            report(sweep_dir, args.metric, args.mode, args.plot, None, args.x),
+            EXIT_JOB_FAILED if status else 0,
         )
     except SweepError as exc:
         print(f"error: {exc}", file=sys.stderr)
