@@ -6,12 +6,21 @@ logged at the end), so no account or network is needed. `metrics.jsonl` is writt
 warning. Name, group, job type and tags default to the Hydra job's: a multirun's jobs share one
 group named after the sweep directory, each job is named by the overrides the sweep varies.
 `wandb` itself is imported only when a run starts, so `mode=disabled` and other loggers never load it.
+
+One W&B run per training: the run id is kept in `<run dir>/wandb_run.json` with the last step sent
+to W&B. A resumed training (resume=auto, a SLURM requeue, pre-emption) continues the same W&B run
+(`resume="allow"`) and sends only steps after that last one: the steps it replays from its
+checkpoint were already sent (and, resume being exact, with the same values), so the history holds
+every step once. A fresh training in a directory that has the file starts a new W&B run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
+import secrets
+import string
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +32,29 @@ from cyclegan.run_identity import hydra_identity
 log = logging.getLogger(__name__)
 
 MODES = ("offline", "online", "disabled")
+RUN_FILE = "wandb_run.json"  # {"id": W&B run id, "last_step": the last step W&B was sent}
+
+
+def new_run_id() -> str:
+    """8 random lowercase letters and digits, W&B's own id format."""
+    alphabet = string.ascii_lowercase + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+def read_run_file(run_dir: Path) -> dict[str, Any] | None:
+    """The W&B run this directory logged to before, or None (none, or an unreadable file)."""
+    try:
+        data = json.loads((run_dir / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and isinstance(data.get("id"), str) else None
+
+
+def write_run_file(run_dir: Path, run_id: str, last_step: int) -> None:
+    """Atomically (temporary file + rename): a kill mid-write keeps the previous file whole."""
+    tmp = run_dir / f".{RUN_FILE}.tmp"
+    tmp.write_text(json.dumps({"id": run_id, "last_step": last_step}) + "\n")
+    tmp.replace(run_dir / RUN_FILE)
 
 
 def _summary_rule(key: str) -> str | None:
@@ -50,7 +82,12 @@ class WandbLogger:
         tags: list[str] | None = None,
         notes: str | None = None,
         log_model: bool = False,
+        resume: bool | None = None,
     ) -> None:
+        """`resume`: whether this training continues from a checkpoint of this run directory (then
+        the W&B run of `wandb_run.json` continues too). None: taken from the run's config
+        (`resume` set: auto or a checkpoint). The training loop should pass it explicitly, as
+        whether a checkpoint was found."""
         if mode not in MODES:
             raise ConfigError(f"logger.mode={mode}: use offline, online or disabled")
         self.run_dir = Path(run_dir)
@@ -59,11 +96,18 @@ class WandbLogger:
         self.log_model = log_model
         self._run: Any = None
         self._logged: set[str] = set()  # keys with a history; their summary is W&B's own
+        if resume is None:
+            resume = bool((config or {}).get("resume"))
+        previous = read_run_file(self.run_dir) if resume else None
+        # Steps up to here reached W&B before the resume; they are not sent again.
+        self.resumed_step: int = int(previous.get("last_step", 0)) if previous else 0
+        self._last_step = self.resumed_step
         if mode == "disabled":
             return
         identity = hydra_identity()
         try:
             self._run = self._start(
+                run_id=previous["id"] if previous else None,
                 config=config,
                 project=project,
                 entity=entity,
@@ -81,16 +125,32 @@ class WandbLogger:
                 self.files.path,
             )
 
-    def _start(self, **kwargs: Any) -> Any:
+        if self._run is not None:
+            if previous:
+                log.info("W&B: continuing run %s after step %d", self._run.id, self.resumed_step)
+            write_run_file(self.run_dir, self._run.id, self._last_step)
+
+    def _start(self, run_id: str | None, **kwargs: Any) -> Any:
         import wandb
 
         return wandb.init(
             dir=str(self.run_dir),
             mode=self.mode,
+            id=run_id or new_run_id(),
+            resume="allow",  # continue the run with this id if W&B has it, else start it
             # A multirun's jobs share a process with the basic launcher: each gets its own run.
             reinit="finish_previous",
             **kwargs,
         )
+
+    def _sent_before(self, step: int) -> bool:
+        """Whether `step` reached W&B before this process resumed the run."""
+        return step <= self.resumed_step
+
+    def _mark_sent(self, step: int) -> None:
+        if step > self._last_step and self._run is not None:
+            self._last_step = step
+            write_run_file(self.run_dir, self._run.id, step)
 
     def _guard(self, what: str, call: Any) -> None:
         """Run one W&B call; on failure warn once and go on with the files alone."""
@@ -126,16 +186,40 @@ class WandbLogger:
             self._logged.update(metrics)
             values = {k: v.item() if hasattr(v, "item") else v for k, v in metrics.items()}
             run.log({**values, "epoch": epoch}, step=step)
+            self._mark_sent(step)
 
-        self._guard("log", send)
+        if not self._sent_before(step):
+            self._guard("log", send)
 
     def log_image(self, key: str, path: Path, step: int) -> None:
         def send(run: Any) -> None:
             import wandb
 
             run.log({key: wandb.Image(str(path), caption=Path(path).stem)}, step=step)
+            self._mark_sent(step)
 
-        self._guard("image upload", send)
+        if not self._sent_before(step):
+            self._guard("image upload", send)
+
+    def log_table(self, key: str, columns: list[str], rows: list[list[Any]], step: int) -> None:
+        """A W&B Table at `step`, e.g. the fixed test images of an evaluation
+        (`cyclegan.contact.fixed_image_table`): (H, W, 3) uint8 arrays become images, the rest
+        stays as it is. W&B only: the files get the images through contact/ and samples/."""
+
+        def send(run: Any) -> None:
+            import numpy as np
+            import wandb
+
+            def cell(value: Any) -> Any:
+                is_image = isinstance(value, np.ndarray) and value.ndim == 3
+                return wandb.Image(value) if is_image else value
+
+            table = wandb.Table(columns=columns, data=[[cell(v) for v in row] for row in rows])
+            run.log({key: table}, step=step)
+            self._mark_sent(step)
+
+        if not self._sent_before(step):
+            self._guard("table", send)
 
     def log_summary(self, summary: dict[str, Any]) -> None:
         # Keys with a history keep W&B's summary (last, and best via define_metric); the rest

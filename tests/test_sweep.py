@@ -129,7 +129,9 @@ def test_2x2_seeded_grid_ranked_by_cell_and_one_wandb_group(tmp_path: Path) -> N
     assert len({wb.run["run_id"] for wb in runs}) == 4
     assert {wb.run["display_name"] for wb in runs} == {
         # the grid's keys (lambda_id too, though one value here) and the seed
-        f"loss.lambda_cyc={c},loss.lambda_id=5,seed={s}" for c in (5, 10) for s in (0, 1)
+        f"loss.lambda_cyc={c},loss.lambda_id=5,seed={s}"
+        for c in (5, 10)
+        for s in (0, 1)
     }
     assert all("multirun" in wb.run["tags"] and wb.summary["state"] == "finished" for wb in runs)
     assert {wb.config["loss"]["lambda_cyc"] for wb in runs} == {5.0, 10.0}

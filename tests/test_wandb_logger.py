@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -20,14 +23,16 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
+from cyclegan.checkpoint import load_checkpoint
 from cyclegan.config import ConfigError, register_configs
-from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
+from cyclegan.contact import fixed_image_table
+from cyclegan.run import train
 from cyclegan.run_identity import RunIdentity, hydra_identity, sweep_group
-from cyclegan.training import train
+from cyclegan.trainer import Trainer
 from cyclegan.wandb_logger import WandbLogger
 
-from .conftest import CONF, TINY
-from .wandb_files import offline_runs, read_wandb_run
+from .conftest import CONF, ROOT, TINY
+from .wandb_files import WandbRun, offline_runs, read_wandb_run
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
@@ -82,15 +87,14 @@ def test_offline_run_holds_config_scalars_images_and_summary(
 
 
 def test_crashed_run_is_marked_failed(compose_cfg, tmp_path: Path, monkeypatch) -> None:
-    step = CycleGANMethod.training_step
-    steps = iter(range(100))
+    step = Trainer.training_step
 
-    def crash_at_step_4(self: CycleGANMethod, *args: Any) -> Any:
-        if next(steps) == 3:
+    def crash_at_step_4(self: Trainer, *args: Any) -> Any:
+        if self.state.step == 3:
             raise RuntimeError("boom")
         return step(self, *args)
 
-    monkeypatch.setattr(CycleGANMethod, "training_step", crash_at_step_4)
+    monkeypatch.setattr(Trainer, "training_step", crash_at_step_4)
     with pytest.raises(RuntimeError, match="boom"):
         train(compose_cfg(*TINY, "logger.mode=offline"))
     [path] = offline_runs(tmp_path / "run")
@@ -123,6 +127,7 @@ class _FlakyRun:
         self.logged: list[dict[str, Any]] = []
         self.exit_code: int | None = None
         self.settings = SimpleNamespace(sync_dir="unused")
+        self.id = "flaky01"
 
     def define_metric(self, *args: Any, **kwargs: Any) -> None:
         pass
@@ -159,7 +164,7 @@ def test_wandb_failing_mid_run_keeps_every_row_in_the_file(
 def test_disabled_mode_never_imports_wandb(tmp_path: Path) -> None:
     code = (
         "import sys\n"
-        "import cyclegan.training\n"
+        "import cyclegan.run\n"
         "from cyclegan.wandb_logger import WandbLogger\n"
         "logger = WandbLogger(sys.argv[1], mode='disabled')\n"
         "logger.log_metrics({'train/loss_G': 1.0}, step=1, epoch=0)\n"
@@ -245,29 +250,131 @@ def test_sweep_group_names_the_grid_and_its_start() -> None:
     assert sweep_group("sweep") == "sweep"
 
 
-def test_file_and_none_loggers_never_import_wandb(tmp_path: Path) -> None:
-    code = (
-        "import sys\n"
-        "from hydra import compose, initialize_config_dir\n"
-        "from cyclegan.config import register_configs\n"
-        "from cyclegan.training import train\n"
-        "register_configs()\n"
-        "with initialize_config_dir(config_dir=sys.argv[1], version_base='1.3'):\n"
-        "    for logger in ('file', 'none'):\n"
-        "        cfg = compose(config_name='config', overrides=[*sys.argv[3:], f'logger={logger}',\n"
-        "            f'paths.data_dir={sys.argv[2]}/data', f'paths.output_dir={sys.argv[2]}/{logger}'])\n"
-        "        train(cfg)\n"
-        "print('wandb' in sys.modules)\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(CONF), str(tmp_path), *TINY],
-        capture_output=True,
+# ---------------------------------------------------------------------------- one run per training
+
+
+def _train_steps(wb: WandbRun) -> list[int]:
+    return [h["_step"] for h in wb.history if "train/loss_G" in h]
+
+
+def test_sigterm_then_resume_continues_one_wandb_run(tmp_path: Path, compose_cfg) -> None:
+    run = tmp_path / "run"
+    common = [o for o in TINY if not o.startswith(("trainer.steps_per_epoch", "schedule."))]
+    common += ["schedule=constant", "schedule.decay_epoch=0", "trainer.sample_every=0"]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "train.py"),
+            *common,
+            "logger.mode=offline",
+            "schedule.n_epochs=500",
+            f"paths.data_dir={tmp_path / 'data'}",
+            f"hydra.run.dir={run}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
-        timeout=300,
-        env={**os.environ, "WANDB_MODE": "offline"},  # what would make the wandb logger log
     )
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.strip().splitlines()[-1] == "False"
-    assert (tmp_path / "file" / "metrics.jsonl").is_file()
-    assert not (tmp_path / "none" / "metrics.jsonl").exists()
-    assert (tmp_path / "none" / "summary.json").is_file()
+    metrics = run / "metrics.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and (
+        not metrics.exists() or len(metrics.read_text().splitlines()) < 5
+    ):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 3, out[-2000:]
+    k = load_checkpoint(run / "checkpoints" / "last.pt")["step"]
+    first = json.loads((run / "wandb_run.json").read_text())
+    assert first["last_step"] == k  # every step up to the checkpoint reached W&B
+
+    epochs = k // 8 + 1  # 8 images: 8 steps an epoch; finish the epoch it was in
+    train(
+        compose_cfg(
+            *common,
+            "logger.mode=offline",
+            f"schedule.n_epochs={epochs}",
+            "resume=auto",
+            f"paths.output_dir={run}",
+        )
+    )
+    runs = [read_wandb_run(p) for p in offline_runs(run)]  # W&B's own reader, both processes
+    assert len(runs) == 2
+    assert {wb.run["run_id"] for wb in runs} == {first["id"]}  # one W&B run
+    before, after = _train_steps(runs[0]), _train_steps(runs[1])
+    assert before == list(range(1, k + 1)) and after == list(range(k + 1, 8 * epochs + 1))
+    assert runs[1].summary["state"] == "finished"
+    assert json.loads((run / "wandb_run.json").read_text()) == {
+        "id": first["id"],
+        "last_step": 8 * epochs,
+    }
+
+
+def test_a_crash_after_the_checkpoint_logs_no_step_twice(
+    compose_cfg, tmp_path: Path, monkeypatch
+) -> None:
+    every_3 = ["trainer.checkpoint_unit=step", "trainer.checkpoint_every=3", "logger.mode=offline"]
+    step = Trainer.training_step
+
+    def crash_at_step_6(self: Trainer, *args: Any) -> Any:
+        if self.state.step == 5:
+            raise RuntimeError("killed")
+        return step(self, *args)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Trainer, "training_step", crash_at_step_6)
+        with pytest.raises(RuntimeError, match="killed"):
+            train(compose_cfg(*TINY, *every_3))
+    run = tmp_path / "run"
+    assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 3  # steps 4, 5 replay
+    train(compose_cfg(*TINY, *every_3, "resume=auto"))
+    first, second = (read_wandb_run(p) for p in offline_runs(run))
+    assert first.run["run_id"] == second.run["run_id"]
+    assert _train_steps(first) == [1, 2, 3, 4, 5] and _train_steps(second) == [6]
+    assert [r["step"] for r in _jsonl(run / "metrics.jsonl") if "train/loss_G" in r] == [
+        1, 2, 3, 4, 5, 4, 5, 6  # the file keeps the replay (it is an append-only log)
+    ]  # fmt: skip
+
+
+def test_a_fresh_run_in_a_used_directory_is_a_new_wandb_run(compose_cfg, tmp_path: Path) -> None:
+    train(compose_cfg(*TINY, "logger.mode=offline"))
+    first = json.loads((tmp_path / "run" / "wandb_run.json").read_text())["id"]
+    train(compose_cfg(*TINY, "logger.mode=offline"))  # no resume: start over, new run
+    second = json.loads((tmp_path / "run" / "wandb_run.json").read_text())["id"]
+    runs = [read_wandb_run(p) for p in offline_runs(tmp_path / "run")]
+    assert first != second and [wb.run["run_id"] for wb in runs] == [first, second]
+    assert _train_steps(runs[1]) == [1, 2, 3, 4, 5, 6]
+
+
+def test_log_table_of_the_fixed_test_images(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("WANDB_DATA_DIR", str(tmp_path / "wandb-data"))  # artifact staging
+    g = torch.Generator().manual_seed(0)
+    real, target = (torch.rand(2, 3, 16, 16, generator=g) * 2 - 1 for _ in range(2))
+    fake = target.clone()
+    fake[1] = -fake[1]  # image 0 translated exactly, image 1 badly
+    columns, rows = fixed_image_table(real, fake, real, target)
+    logger = WandbLogger(tmp_path, mode="offline")
+    logger.log_table("eval/fixed_AB", columns, rows, step=4)
+    logger.finish()
+    [path] = offline_runs(tmp_path)
+    wb = read_wandb_run(path)
+    [item] = [h for h in wb.history if "eval/fixed_AB._type" in h]
+    assert item["_step"] == 4 and item["eval/fixed_AB._type"] == "table-file"
+    assert (item["eval/fixed_AB.nrows"], item["eval/fixed_AB.ncols"]) == (2, 8)
+    # W&B stores a table with images as a run artifact: the table JSON and one PNG per image.
+    [artifact] = [r["artifact"] for r in wb.records if r["type"] == "artifact"]
+    files = {e["path"]: e["local_path"] for e in artifact["manifest"]["contents"]}
+    table = json.loads(Path(files.pop("eval/fixed_AB.table.json")).read_text())
+    assert table["columns"] == columns
+    assert all(p.startswith("media/images/") and p.endswith(".png") for p in files)
+    # Stored once per distinct image: 2 inputs (= reconstructions), 2 ground truths, and the
+    # translation of image 1 (that of image 0 is its ground truth).
+    assert len(files) == 5
+    assert [row[0] for row in table["data"]] == [0, 1]
+    assert {row[1]["_type"] for row in table["data"]} == {"image-file"}
+    psnr, ssim = columns.index("psnr"), columns.index("ssim")
+    assert table["data"][0][psnr] == pytest.approx(120.0) and table["data"][0][ssim] == 1.0
+    assert table["data"][1][psnr] == pytest.approx(rows[1][psnr]) and rows[1][psnr] < 20
