@@ -292,9 +292,9 @@ def cell_table(
     """The ranked cell table for people: mean ± std strings, n, seeds, the "same as best?" mark
     (only when some cell has more than one seed: with one seed per cell nothing can be said)."""
     with_marks = has_spread(cells, metric)
-    header = ["rank", "overrides", f"{metric} ({mode})", "n", "seeds", *columns]
+    header = ["rank", "overrides", f"{metric} ({mode})"]
     header += ["same as best?"] if with_marks else []
-    header += ["jobs", "status"]
+    header += ["n", "seeds", *columns, "jobs", "status"]
     rows = []
     for cell in cells:
         stats = [cell.stats.get(k) for k in (metric, *columns)]
@@ -302,12 +302,10 @@ def cell_table(
         row: list[Any] = [
             cell.rank if cell.rank is not None else "-",
             cell.label,
-            *(s.format() if s else None for s in stats[:1]),
-            n,
-            _seeds_text(cell.seeds),
-            *(s.format() if s else None for s in stats[1:]),
+            stats[0].format() if stats[0] else None,
         ]
         row += [cell.vs_best or None] if with_marks else []
+        row += [n, _seeds_text(cell.seeds), *(s.format() if s else None for s in stats[1:])]
         row += [",".join(j.name for j in cell.jobs), cell.status()]
         rows.append(row)
     return header, rows
@@ -496,17 +494,26 @@ def plot_metric_vs(
     order = sorted(values, key=lambda v: _number(v) if numeric else v)  # type: ignore[return-value]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    for rest, points in lines.items():
-        points.sort(key=lambda p: order.index(p[0]))
-        xs = [_number(v) if numeric else order.index(v) for v, _ in points]
+    nums = [_number(v) for v in order] if numeric else []
+    log_x = numeric and min(nums) > 0 and max(nums) / min(nums) >= 20  # type: ignore[type-var,operator]
+    for i, rest in enumerate(sorted(lines)):
+        points = sorted(lines[rest], key=lambda p: order.index(p[0]))
+        # Lines side by side around each value (a few % of the axis), so error bars do not hide
+        # each other; the ticks stay at the swept values.
+        dodge = (i - (len(lines) - 1) / 2) * 0.015
+        if numeric and log_x:
+            xs = [_number(v) * 10 ** (dodge * math.log10(max(nums) / min(nums))) for v, _ in points]  # type: ignore[operator,type-var]
+        elif numeric:
+            xs = [_number(v) + dodge * (max(nums) - min(nums)) for v, _ in points]  # type: ignore[operator,type-var]
+        else:
+            xs = [order.index(v) + dodge * len(order) for v, _ in points]
         ys = [s.mean for _, s in points]
         errs = [s.std or 0.0 for _, s in points]
         ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=4, label=rest)
-    positive = numeric and all(_number(v) > 0 for v in values)  # type: ignore[operator]
-    if positive and max(map(_number, values)) / min(map(_number, values)) >= 20:  # type: ignore[type-var,operator]
+    if log_x:
         ax.set_xscale("log")  # e.g. learning rates
-    if not numeric:
-        ax.set_xticks(range(len(order)), order)
+    ax.set_xticks(nums if numeric else range(len(order)), order)
+    ax.minorticks_off()
     seeds = sorted({s.n for points in lines.values() for _, s in points})
     ax.set_xlabel(x)
     ax.set_ylabel(f"{metric} ({'higher' if mode == 'max' else 'lower'} is better)")
@@ -621,7 +628,12 @@ def report(
     if has_spread(cells, metric):
         print(
             "\nsame as best?: yes = cannot be told apart from the best at this n (mean ± 2 "
-            "standard errors overlap); ? = one seed, no spread to judge by (use --seeds 3 or more)"
+            "standard errors overlap), no = worse beyond that"
+            + (
+                "; ? = one seed, no spread to judge by"
+                if any(c.vs_best == "?" for c in cells)
+                else ""
+            )
         )
     if not any(c.rank for c in cells):
         print("\n" + _missing_metric_line(jobs, metric))
@@ -658,6 +670,12 @@ def _pictures(
     sheet, missing = write_contact_sheet(cells, metric, out_dir)
     if sheet is not None:
         print(f"contact sheet: {sheet}")
+    elif missing:
+        print(
+            "no contact sheet: no job left fixed translations (<job>/contact/, written at the "
+            "end of training)"
+        )
+        return
     if missing:
         print(
             f"no fixed translations (contact/contact.json) from {len(missing)} cell(s): "
