@@ -36,6 +36,7 @@ from omegaconf import OmegaConf
 from cyclegan.aggregate import Stat, cannot_tell_apart, summarize
 from cyclegan.contact import contact_sheet, sheet_rows_for_jobs
 from cyclegan.plugins import experiment_settings, missing_plugin_message
+from cyclegan.preflight import RankingUnavailable, check_ranking
 from cyclegan.run_identity import claim_stamped_dir, sweep_group
 
 EXIT_JOB_FAILED = 1
@@ -833,6 +834,10 @@ def main(argv: list[str], root: Path) -> int:
         )
         if message is not None:
             raise SweepError(message)
+        try:  # a sweep whose jobs would not report the ranked metric does not start
+            check_ranking(root / "conf", args.name, overrides, args.metric)
+        except RankingUnavailable as exc:
+            raise SweepError(str(exc)) from None
         given = [o.partition("=")[2] for o in overrides if o.startswith("hydra.sweep.dir=")]
         # A fresh directory even when another sweep starts in the same second.
         sweep_dir = Path(given[-1]) if given else claim_stamped_dir(Path("multirun") / args.name)
