@@ -208,15 +208,16 @@ def sheet_rows_for_jobs(
 def fixed_image_table(
     real: torch.Tensor,
     fake: torch.Tensor,
-    reconstruction: torch.Tensor,
+    reconstruction: torch.Tensor | None = None,
     target: torch.Tensor | None = None,
 ) -> tuple[list[str], list[list[Any]]]:
     """Columns and rows of a per-image table of the fixed test images of one direction.
 
     All (N, C, H, W) in [-1, 1]. Images become (H, W, 3) uint8 arrays (the W&B logger wraps them in
     `wandb.Image`). `psnr_cycle` scores the reconstruction against the input (defined on every
-    dataset); `psnr`/`ssim` score the translation against `target`, the ground truth, when the test
-    set has one. So runs can be compared image by image, not only by their mean.
+    dataset; left out for a method without the reverse translator); `psnr`/`ssim` score the
+    translation against `target`, the ground truth, when the test set has one. So runs can be
+    compared image by image, not only by their mean.
     """
     from cyclegan.data.transforms import to_image_range
     from cyclegan.metrics import psnr, ssim
@@ -225,20 +226,56 @@ def fixed_image_table(
     for name, x in (("fake", fake), ("reconstruction", reconstruction), ("target", target)):
         if x is not None and x.shape != real.shape:
             raise ValueError(f"{name} has shape {tuple(x.shape)}, expected {tuple(real.shape)}")
-    real01, fake01, rec01 = (
-        to_image_range(x.detach().float().cpu()) for x in (real, fake, reconstruction)
-    )
-    cycle = psnr(rec01, real01).tolist()
-    columns = ["index", "input", "translation", "reconstruction", "psnr_cycle"]
-    images = [_to_uint8_hwc(x) for x in (real, fake, reconstruction)]
-    rows: list[list[Any]] = [
-        [i, images[0][i], images[1][i], images[2][i], cycle[i]] for i in range(n)
-    ]
+
+    def unit(x: torch.Tensor) -> torch.Tensor:
+        return to_image_range(x.detach().float().cpu())
+
+    columns = ["index", "input", "translation"]
+    real_u8, fake_u8 = _to_uint8_hwc(real), _to_uint8_hwc(fake)
+    rows: list[list[Any]] = [[i, real_u8[i], fake_u8[i]] for i in range(n)]
+    if reconstruction is not None:
+        rec_u8 = _to_uint8_hwc(reconstruction)
+        cycle = psnr(unit(reconstruction), unit(real)).tolist()
+        columns += ["reconstruction", "psnr_cycle"]
+        for i, row in enumerate(rows):
+            row += [rec_u8[i], cycle[i]]
     if target is not None:
-        target01 = to_image_range(target.detach().float().cpu())
-        p, s = psnr(fake01, target01).tolist(), ssim(fake01, target01).tolist()
+        p, s = psnr(unit(fake), unit(target)).tolist(), ssim(unit(fake), unit(target)).tolist()
         gt = _to_uint8_hwc(target)
         columns += ["ground truth", "psnr", "ssim"]
         for i, row in enumerate(rows):
             row += [gt[i], p[i], s[i]]
     return columns, rows
+
+
+TABLE_KEY = "fixed_images/{direction}"
+
+
+def log_fixed_image_tables(
+    log_table: Callable[[str, list[str], list[list[Any]], int], None],
+    real_A: torch.Tensor,
+    real_B: torch.Tensor,
+    translate_AB: Translator,
+    translate_BA: Translator | None,
+    paired: bool,
+    step: int,
+) -> None:
+    """At an evaluation: one table per direction (`fixed_images/AB`, `fixed_images/BA`) of the
+    fixed test images, logged with `log_table(key, columns, rows, step)` (the W&B logger's).
+
+    Translators in eval mode, as for `write_fixed_translations`. A->B rows: real A, G_AB(A),
+    G_BA(G_AB(A)) and, paired, the true B. Without G_BA (one-way methods) only A->B, without the
+    reconstruction.
+    """
+    import torch
+
+    with torch.no_grad():
+        fake_B = translate_AB(real_A)
+        rec_A = translate_BA(fake_B) if translate_BA is not None else None
+        columns, rows = fixed_image_table(real_A, fake_B, rec_A, real_B if paired else None)
+        log_table(TABLE_KEY.format(direction="AB"), columns, rows, step)
+        if translate_BA is not None:
+            fake_A = translate_BA(real_B)
+            rec_B = translate_AB(fake_A)
+            columns, rows = fixed_image_table(real_B, fake_A, rec_B, real_A if paired else None)
+            log_table(TABLE_KEY.format(direction="BA"), columns, rows, step)

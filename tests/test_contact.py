@@ -14,6 +14,7 @@ from cyclegan.contact import (
     SheetRow,
     contact_sheet,
     fixed_image_table,
+    log_fixed_image_tables,
     sheet_rows_for_jobs,
     write_fixed_translations,
 )
@@ -151,3 +152,33 @@ def test_fixed_image_table_scores_each_image() -> None:
     assert rows[2][4] < 20 < rows[0][4]  # the reconstruction of image 2 is wrong
     columns, rows = fixed_image_table(real, fake, rec)  # unpaired: no ground truth columns
     assert columns[-1] == "psnr_cycle" and len(rows[0]) == 5
+    columns, rows = fixed_image_table(real, fake, None, target)  # a one-way method
+    assert columns == ["index", "input", "translation", "ground truth", "psnr", "ssim"]
+    assert rows[0][4] == pytest.approx(120.0)
+
+
+def test_log_fixed_image_tables_both_directions() -> None:
+    real_A, real_B = images(n=2, size=16, seed=7), images(n=2, size=16, seed=8)
+    logged: list[tuple[str, list[str], list[list], int]] = []
+
+    def log_table(key: str, columns: list[str], rows: list[list], step: int) -> None:
+        logged.append((key, columns, rows, step))
+
+    # G_AB negates, G_BA negates back: perfect cycles; on "paired" data -A is not B.
+    log_fixed_image_tables(log_table, real_A, real_B, lambda x: -x, lambda x: -x, True, 12)
+    assert [(key, step, len(rows)) for key, _, rows, step in logged] == [
+        ("fixed_images/AB", 12, 2),
+        ("fixed_images/BA", 12, 2),
+    ]
+    (_, columns, rows, _), (_, _, rows_BA, _) = logged
+    np.testing.assert_array_equal(rows[0][2], as_uint8(-real_A[:1]))  # translation
+    np.testing.assert_array_equal(rows[0][5], as_uint8(real_B[:1]))  # ground truth: B
+    np.testing.assert_array_equal(rows_BA[1][1], as_uint8(real_B[1:]))  # B->A input: B
+    assert rows[0][columns.index("psnr_cycle")] == pytest.approx(120.0)
+    assert rows[0][columns.index("psnr")] < 30
+
+    logged.clear()  # a one-way method, unpaired data
+    log_fixed_image_tables(log_table, real_A, real_B, lambda x: x, None, False, 3)
+    [(key, columns, rows, step)] = logged
+    assert (key, step) == ("fixed_images/AB", 3)
+    assert columns == ["index", "input", "translation"] and len(rows) == 2
