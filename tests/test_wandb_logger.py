@@ -257,6 +257,7 @@ def _train_steps(wb: WandbRun) -> list[int]:
     return [h["_step"] for h in wb.history if "train/loss_G" in h]
 
 
+@pytest.mark.slow  # ~13 s: a training process started, stopped by SIGTERM, then resumed
 def test_sigterm_then_resume_continues_one_wandb_run(tmp_path: Path, compose_cfg) -> None:
     run = tmp_path / "run"
     common = [o for o in TINY if not o.startswith(("trainer.steps_per_epoch", "schedule."))]
@@ -339,6 +340,7 @@ def test_a_crash_after_the_checkpoint_logs_no_step_twice(
     ]  # fmt: skip
 
 
+@pytest.mark.slow  # ~7 s: two trainings, two offline W&B runs
 def test_a_fresh_run_in_a_used_directory_is_a_new_wandb_run(compose_cfg, tmp_path: Path) -> None:
     train(compose_cfg(*TINY, "logger.mode=offline"))
     first = json.loads((tmp_path / "run" / "wandb_run.json").read_text())["id"]
