@@ -19,6 +19,28 @@ PAIRED_METRICS = ("psnr", "ssim")  # need ground truth: a paired test set
 DISTRIBUTION_METRICS = ("fid", "kid")  # need the Inception network (or an injected extractor)
 
 
+def default_metric(paired_test: bool | str) -> str:
+    """The metric a run optimizes unless told: PSNR of A->B where the test set has ground truth,
+    else KID of A->B (unbiased on small test sets, unlike FID; minimised)."""
+    paired = paired_test if isinstance(paired_test, bool) else str(paired_test).lower() == "true"
+    return "eval/psnr_AB" if paired else "eval/kid_AB"
+
+
+def lower_is_better(key: str) -> bool:
+    """FID/KID/LPIPS, losses and times go down; PSNR, SSIM and the rest go up.
+
+    The one rule until the lead engineer's `cyclegan/evaluation/ranking.py` holds it
+    (`lower_is_better(key)`); then import it from there. Wider than the evaluation's (losses and
+    times too), since a sweep can rank by any summary key.
+    """
+    return any(word in key.lower() for word in ("fid", "kid", "lpips", "loss", "time"))
+
+
+def default_mode(metric: str) -> str:
+    """`optimized_mode` when not given: min where lower is better, else max."""
+    return "min" if lower_is_better(metric) else "max"
+
+
 class RankingUnavailable(ValueError):
     """The sweep's jobs would not produce the metric it ranks by; the message says what to do."""
 

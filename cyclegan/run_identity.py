@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 STAMP_FORMAT = "%Y-%m-%d_%H-%M-%S"
-STAMP_RESOLVER = "stamp"
 
 
 @dataclass
@@ -49,20 +48,6 @@ def unique_stamp(
     """
     now = now or datetime.now()
     return f"{now.strftime(pattern or STAMP_FORMAT)}_{now.microsecond:06d}-{pid or os.getpid()}"
-
-
-def register_resolvers() -> None:
-    """Register `${stamp:PATTERN}` (unique_stamp) with OmegaConf, for hydra.run.dir/sweep.dir.
-
-    Cached like Hydra's own `${now:}`: every use in one config gives the same stamp, and Hydra
-    copies the cache into each job of a multirun, so all jobs agree on the sweep directory. Call
-    it where the configs are registered (before Hydra composes), in every process that resolves
-    the config (launcher plugins start jobs in new processes that import train.py).
-    """
-    from omegaconf import OmegaConf
-
-    if not OmegaConf.has_resolver(STAMP_RESOLVER):
-        OmegaConf.register_new_resolver(STAMP_RESOLVER, unique_stamp, use_cache=True)
 
 
 def claim_stamped_dir(parent: str | Path, pattern: str = STAMP_FORMAT) -> Path:

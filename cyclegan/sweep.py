@@ -36,7 +36,7 @@ from omegaconf import OmegaConf
 from cyclegan.aggregate import Stat, cannot_tell_apart, summarize
 from cyclegan.contact import contact_sheet, sheet_rows_for_jobs
 from cyclegan.plugins import experiment_settings, missing_plugin_message
-from cyclegan.preflight import RankingUnavailable, check_ranking
+from cyclegan.preflight import RankingUnavailable, check_ranking, lower_is_better
 from cyclegan.run_identity import claim_stamped_dir, sweep_group
 
 EXIT_JOB_FAILED = 1
@@ -192,16 +192,6 @@ def collect_jobs(sweep_dirs: list[Path]) -> list[Job]:
 
 
 # ---------------------------------------------------------------------------- ranking
-
-
-def lower_is_better(metric: str) -> bool:
-    """Direction when the jobs' config does not say: FID/KID/LPIPS, losses and times go down.
-
-    A copy of the one rule the lead engineer is moving to `cyclegan/evaluation/ranking.py`
-    (`lower_is_better(key)`); import it from there once it exists. Kept here until then, and wider
-    than the evaluation's (losses and times too), since sweep.py can rank by any summary key.
-    """
-    return any(word in metric.lower() for word in ("fid", "kid", "lpips", "loss", "time"))
 
 
 def ranking_rule(jobs: list[Job], metric: str | None, mode: str | None) -> tuple[str, str]:

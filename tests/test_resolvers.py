@@ -1,4 +1,5 @@
-"""Run and sweep directory stamps: unique even when two start in the same second."""
+"""The config resolvers: directory stamps unique even when two runs start in the same second, and
+the metric a run optimizes by default."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 from omegaconf import OmegaConf
 
 from cyclegan import run_identity
-from cyclegan.run_identity import claim_stamped_dir, register_resolvers, unique_stamp
+from cyclegan.resolvers import register_resolvers
+from cyclegan.run_identity import claim_stamped_dir, unique_stamp
 
 from .conftest import ROOT
 
@@ -59,7 +62,7 @@ def test_two_sweeps_started_in_one_second_get_two_directories(tmp_path: Path, mo
 def test_two_processes_started_at_once_get_different_stamps(tmp_path: Path) -> None:
     code = (
         "from omegaconf import OmegaConf\n"
-        "from cyclegan.run_identity import register_resolvers\n"
+        "from cyclegan.resolvers import register_resolvers\n"
         "register_resolvers()\n"
         "print(OmegaConf.create({'d': '${stamp:%Y-%m-%d_%H-%M-%S}'}).d)\n"
     )
@@ -70,3 +73,33 @@ def test_two_processes_started_at_once_get_different_stamps(tmp_path: Path) -> N
     stamps = [p.communicate(timeout=60)[0].strip() for p in procs]
     assert all(p.returncode == 0 for p in procs)
     assert len(stamps[0]) > 20 and stamps[0] != stamps[1]
+
+
+@pytest.mark.parametrize(
+    ("paired", "metric", "mode", "eval_fid", "direction"),
+    [
+        (True, "eval/psnr_AB", "max", False, "maximize"),
+        (False, "eval/kid_AB", "min", True, "minimize"),
+    ],
+)
+def test_default_metric_follows_the_dataset(
+    paired: bool, metric: str, mode: str, eval_fid: bool, direction: str
+) -> None:
+    register_resolvers()
+    cfg = OmegaConf.create(
+        {
+            "dataset": {"paired_test": paired},
+            "optimized_metric": "${default_metric:${dataset.paired_test}}",
+            "optimized_mode": "${default_mode:${optimized_metric}}",
+            "trainer": {"eval_fid": "${not:${dataset.paired_test}}"},
+            "direction": "${optuna_direction:${optimized_mode}}",
+        }
+    )
+    assert (cfg.optimized_metric, cfg.optimized_mode) == (metric, mode)
+    assert cfg.trainer.eval_fid is eval_fid and cfg.direction == direction
+    cfg.optimized_metric = "eval/fid_BA"  # a metric named by the user: its direction follows
+    assert cfg.optimized_mode == "min"
+    cfg.optimized_metric = "final/train/loss_cycle"
+    assert cfg.optimized_mode == "min"
+    cfg.optimized_metric = "eval/ssim_BA"
+    assert cfg.optimized_mode == "max"
