@@ -16,33 +16,45 @@
 
 A job that failed is listed as failed; the others still count. Everything is read from disk, so
 `--collect DIR [DIR ...]` redoes the comparison of any multiruns, several sweeps in one table.
+Jobs and cells are read and ranked in `sweep_jobs`, the pictures drawn in `sweep_plots`; this
+module runs the grid and writes the tables.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
 
-from cyclegan.aggregate import Stat, cannot_tell_apart, summarize
-from cyclegan.contact import contact_sheet, sheet_rows_for_jobs
+from cyclegan.aggregate import Stat
 from cyclegan.plugins import experiment_settings, missing_plugin_message
-from cyclegan.preflight import RankingUnavailable, check_ranking, lower_is_better
+from cyclegan.preflight import RankingUnavailable, check_ranking
 from cyclegan.run_identity import claim_stamped_dir, sweep_group
+from cyclegan.sweep_jobs import (
+    SEED_KEY,
+    Cell,
+    Job,
+    SweepError,
+    collect_jobs,
+    group_cells,
+    is_seed_key,
+    metric_value,
+    rank_cells,
+    rank_jobs,
+    ranking_rule,
+)
+from cyclegan.sweep_plots import plot_curves, plot_metric_vs, write_contact_sheet
 
 EXIT_JOB_FAILED = 1
 EXIT_USAGE = 2
 DEFAULT_PLOT = "train/loss_cycle"
-SEED_KEY = "seed"
 # Columns shown besides the ranked metric, when any job has them.
 COLUMNS = (
     "eval/psnr_AB",
@@ -54,210 +66,6 @@ COLUMNS = (
     "final/train/loss_D",
     "time/train_s",
 )
-QUALITY_PREFIXES = ("eval/",)  # columns aggregated as mean ± std (the rest too, but these matter)
-
-
-class SweepError(RuntimeError):
-    """A sweep that cannot start or be compared; the message says what to do."""
-
-
-@dataclass
-class Job:
-    """One job of a multirun, as its directory tells it."""
-
-    name: str  # the job's directory name: Hydra's job number (prefixed by the sweep when collected)
-    path: Path
-    overrides: list[str]
-    config: dict[str, Any]  # .hydra/config.yaml, unresolved
-    summary: dict[str, Any] | None  # None: the job did not finish
-    error: str = ""
-    label: str = ""  # the overrides that differ between the sweep's jobs, the seed included
-    cell: str = ""  # the same without the seed: jobs with equal `cell` are seeds of one setting
-    rank: int | None = None
-
-    @property
-    def failed(self) -> bool:
-        return self.summary is None
-
-    @property
-    def seed(self) -> int | None:
-        """The seed the job ran with: its override, else its config's."""
-        given = dict(o.lstrip("+").partition("=")[::2] for o in self.overrides).get(SEED_KEY)
-        value = given if given is not None else self.config.get(SEED_KEY)
-        try:
-            return int(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            return None
-
-
-@dataclass
-class Cell:
-    """The jobs of one grid cell: the same overrides, different seeds."""
-
-    label: str
-    jobs: list[Job]
-    stats: dict[str, Stat | None] = field(default_factory=dict)  # per metric, finished jobs only
-    rank: int | None = None
-    vs_best: str = ""  # "best", "yes" (cannot be told apart from the best), "no", "?" (n < 2)
-
-    @property
-    def failed(self) -> bool:
-        return all(job.failed for job in self.jobs)
-
-    @property
-    def seeds(self) -> list[int | None]:
-        return [job.seed for job in self.jobs if not job.failed]
-
-    def status(self) -> str:
-        failed = [job for job in self.jobs if job.failed]
-        if not failed:
-            return "ok"
-        first = failed[0]
-        error = f": {first.error}" if first.error else ""
-        if len(failed) == len(self.jobs):
-            return f"failed{error}"
-        seeds = ",".join(str(job.seed) for job in failed)
-        return f"ok; {len(failed)} of {len(self.jobs)} failed (seed {seeds}{error})"
-
-
-# ---------------------------------------------------------------------------- reading a sweep
-
-
-def _last_error(job_dir: Path) -> str:
-    """The last ERROR line of the job's log (run.py logs input errors there), without its prefix."""
-    for log_file in sorted(job_dir.glob("*.log")):
-        lines = log_file.read_text(errors="replace").splitlines()
-        errors = [line for line in lines if "[ERROR]" in line]
-        if errors:
-            return errors[-1].split("] - ", 1)[-1].strip()
-    return ""
-
-
-def load_job(job_dir: Path) -> Job:
-    overrides = [str(o) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")]
-    config_file = job_dir / ".hydra" / "config.yaml"
-    config = OmegaConf.to_container(OmegaConf.load(config_file)) if config_file.is_file() else {}
-    summary_file = job_dir / "summary.json"
-    summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
-    return Job(
-        name=job_dir.name,
-        path=job_dir,
-        overrides=overrides,
-        config=config,  # type: ignore[arg-type]
-        summary=summary,
-        error="" if summary is not None else _last_error(job_dir),
-    )
-
-
-def find_jobs(sweep_dir: Path) -> list[Job]:
-    """Every job directory (one with a `.hydra/overrides.yaml`), in job-number order, labelled."""
-    dirs = [p.parent.parent for p in sweep_dir.glob("*/.hydra/overrides.yaml")]
-    dirs.sort(key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0, p.name))
-    jobs = [load_job(d) for d in dirs]
-    label_jobs(jobs)
-    return jobs
-
-
-def _is_seed(key: str) -> bool:
-    return key.lstrip("+~") == SEED_KEY
-
-
-def label_jobs(jobs: list[Job]) -> None:
-    """Label each job by the overrides that differ between jobs (all of them for a single job),
-    and its cell by the same without the seed (all the non-seed overrides when only the seed
-    varies, so a one-cell sweep still says what it ran)."""
-    parsed = [dict(o.partition("=")[::2] for o in job.overrides) for job in jobs]
-    keys = {k for p in parsed for k in p}
-    varying = {k for k in keys if len({p.get(k) for p in parsed}) > 1 or len(jobs) == 1}
-    cell_keys = {k for k in varying if not _is_seed(k)} or {k for k in keys if not _is_seed(k)}
-    for job, p in zip(jobs, parsed, strict=True):
-        job.label = " ".join(f"{k}={v}" for k, v in p.items() if k in varying)
-        job.cell = " ".join(f"{k}={v}" for k, v in p.items() if k in cell_keys)
-
-
-def collect_jobs(sweep_dirs: list[Path]) -> list[Job]:
-    """The jobs of one or more multiruns, labelled together; with several, each job is named
-    `<sweep group>/<job>` (the W&B group: the grid and its start) so the names stay unique."""
-    jobs: list[Job] = []
-    for sweep_dir in sweep_dirs:
-        found = find_jobs(sweep_dir)
-        if not found:
-            raise SweepError(f"no jobs in {sweep_dir} (no */.hydra/overrides.yaml); check the path")
-        if len(sweep_dirs) > 1:
-            for job in found:
-                job.name = f"{sweep_group(sweep_dir)}/{job.name}"
-        jobs += found
-    label_jobs(jobs)
-    return jobs
-
-
-# ---------------------------------------------------------------------------- ranking
-
-
-def ranking_rule(jobs: list[Job], metric: str | None, mode: str | None) -> tuple[str, str]:
-    """The metric to rank by and its direction: given, else the jobs' optimized_metric/_mode."""
-    configs = [j.config for j in jobs]
-    metric = metric or next(
-        (c["optimized_metric"] for c in configs if "optimized_metric" in c), "eval/psnr_AB"
-    )
-    if mode is None:
-        same_metric = [c for c in configs if c.get("optimized_metric") == metric]
-        configured = next((c["optimized_mode"] for c in same_metric if "optimized_mode" in c), None)
-        mode = configured or ("min" if lower_is_better(metric) else "max")
-    return metric, mode
-
-
-def _value(job: Job, key: str) -> float | None:
-    value = (job.summary or {}).get(key)
-    if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
-        return None
-    return float(value)
-
-
-def _sign(mode: str) -> float:
-    return -1.0 if mode == "max" else 1.0
-
-
-def rank_jobs(jobs: list[Job], metric: str, mode: str) -> list[Job]:
-    """Finished jobs with the metric, best first; then finished ones without it; then failed."""
-    scored = [j for j in jobs if _value(j, metric) is not None]
-    scored.sort(key=lambda j: _value(j, metric) * _sign(mode))  # type: ignore[operator]
-    for rank, job in enumerate(scored, start=1):
-        job.rank = rank
-    unscored = [j for j in jobs if not j.failed and j not in scored]
-    return scored + unscored + [j for j in jobs if j.failed]
-
-
-def group_cells(jobs: list[Job], keys: list[str]) -> list[Cell]:
-    """Jobs grouped by their overrides without the seed (in first-job order), seeds sorted, with
-    the mean ± std of each of `keys` over the cell's finished jobs."""
-    cells: dict[str, Cell] = {}
-    for job in jobs:
-        cells.setdefault(job.cell, Cell(label=job.cell, jobs=[])).jobs.append(job)
-    for cell in cells.values():
-        cell.jobs.sort(key=lambda j: (j.seed is None, j.seed or 0, j.name))
-        for key in keys:
-            values = [v for v in (_value(j, key) for j in cell.jobs) if v is not None]
-            cell.stats[key] = summarize(values)
-    return list(cells.values())
-
-
-def rank_cells(cells: list[Cell], metric: str, mode: str) -> list[Cell]:
-    """Cells with the metric by mean, best first (then cells without it, then failed ones), each
-    marked against the best: "best", "yes" when the two cannot be told apart at their n (mean ± 2
-    standard errors overlap), "no" when they can, "?" when either has a single seed."""
-    scored = [c for c in cells if c.stats.get(metric) is not None]
-    scored.sort(key=lambda c: c.stats[metric].mean * _sign(mode))  # type: ignore[union-attr]
-    for rank, cell in enumerate(scored, start=1):
-        cell.rank = rank
-    if scored:
-        best = scored[0].stats[metric]
-        scored[0].vs_best = "best"
-        for cell in scored[1:]:
-            same = cannot_tell_apart(best, cell.stats[metric])  # type: ignore[arg-type]
-            cell.vs_best = "?" if same is None else ("yes" if same else "no")
-    unscored = [c for c in cells if not c.failed and c not in scored]
-    return scored + unscored + [c for c in cells if c.failed]
 
 
 # ---------------------------------------------------------------------------- the comparison
@@ -265,7 +73,7 @@ def rank_cells(cells: list[Cell], metric: str, mode: str) -> list[Cell]:
 
 def shown_columns(jobs: list[Job], metric: str) -> list[str]:
     """COLUMNS that any job has, besides the ranked metric."""
-    return [c for c in COLUMNS if c != metric and any(_value(j, c) is not None for j in jobs)]
+    return [c for c in COLUMNS if c != metric and any(metric_value(j, c) is not None for j in jobs)]
 
 
 def _seeds_text(seeds: list[int | None]) -> str:
@@ -317,7 +125,7 @@ def job_table(
             job.name,
             job.cell,
             job.seed,
-            *(_value(job, k) for k in (metric, *columns)),
+            *(metric_value(job, k) for k in (metric, *columns)),
             job_status(job),
         ]
         for job in jobs
@@ -353,7 +161,7 @@ def csv_table(
     for job in jobs:
         row = ["job", job.rank, job.cell, job.seed, 0 if job.failed else 1, job.name]
         for key in keys:
-            row += [_value(job, key), None]
+            row += [metric_value(job, key), None]
         rows.append([*row, None, job_status(job)])
     return header, rows
 
@@ -387,163 +195,6 @@ def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
         writer = csv.writer(f)
         writer.writerow(header)
         writer.writerows([["" if v is None else v for v in row] for row in rows])
-
-
-# ---------------------------------------------------------------------------- pictures
-
-
-def read_curve(job: Job, key: str) -> tuple[list[int], list[float]]:
-    """(steps, values) of one metric from the job's metrics.jsonl (empty if it has none)."""
-    path = job.path / "metrics.jsonl"
-    steps: list[int] = []
-    values: list[float] = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            row = json.loads(line) if line.strip() else {}
-            if isinstance(row.get(key), int | float):
-                steps.append(row["step"])
-                values.append(float(row[key]))
-    return steps, values
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only; no display needed
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_curves(jobs: list[Job], key: str, path: Path) -> Path | None:
-    """One line per job of `key` against the training step; None if no job logged it."""
-    curves = [(job, *read_curve(job, key)) for job in jobs]
-    curves = [c for c in curves if c[1]]
-    if not curves:
-        return None
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8, 5))
-    for job, steps, values in curves:
-        style = "--" if job.failed else "-"
-        marker = "o" if len(steps) == 1 else None
-        ax.plot(steps, values, style, marker=marker, label=f"{job.name}: {job.label}"[:60])
-    ax.set_xlabel("step")
-    ax.set_ylabel(key)
-    ax.set_title(f"{key} per job")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def _parse_label(label: str) -> dict[str, str]:
-    return dict(part.partition("=")[::2] for part in label.split()) if label else {}
-
-
-def _number(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if math.isfinite(value) else None
-
-
-def choose_x(cells: list[Cell], x_key: str | None) -> str | None:
-    """The swept key to plot against: `x_key` if given, else the numeric swept key with the most
-    values (the first such in the overrides); None when no key varies between cells."""
-    parsed = [_parse_label(c.label) for c in cells]
-    keys = list(dict.fromkeys(k for p in parsed for k in p))
-    if x_key is not None:
-        if x_key not in keys:
-            raise SweepError(f"--x {x_key}: not a swept key of these cells; use one of: {keys}")
-        return x_key
-    numeric = [k for k in keys if all(_number(p.get(k, "")) is not None for p in parsed)]
-    candidates = numeric or keys
-    if not candidates:
-        return None
-    return max(candidates, key=lambda k: len({p.get(k) for p in parsed}))
-
-
-def plot_metric_vs(
-    cells: list[Cell], metric: str, mode: str, x_key: str | None, out_dir: Path
-) -> Path | None:
-    """`metric` (mean over seeds, error bars ± std) against the swept value `x_key`, one line per
-    setting of the other swept keys; None when fewer than two cells have the metric."""
-    scored = [c for c in cells if c.stats.get(metric) is not None]
-    x = choose_x(scored, x_key) if len(scored) > 1 else None
-    if x is None:
-        return None
-    lines: dict[str, list[tuple[str, Stat]]] = {}
-    for cell in scored:
-        parsed = _parse_label(cell.label)
-        rest = " ".join(f"{k}={v}" for k, v in parsed.items() if k != x) or "all"
-        lines.setdefault(rest, []).append((parsed.get(x, "-"), cell.stats[metric]))  # type: ignore[arg-type]
-    values = {v for points in lines.values() for v, _ in points}
-    numeric = all(_number(v) is not None for v in values)
-    order = sorted(values, key=lambda v: _number(v) if numeric else v)  # type: ignore[return-value]
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    nums = [_number(v) for v in order] if numeric else []
-    log_x = numeric and min(nums) > 0 and max(nums) / min(nums) >= 20  # type: ignore[type-var,operator]
-    for i, rest in enumerate(sorted(lines)):
-        points = sorted(lines[rest], key=lambda p: order.index(p[0]))
-        # Lines side by side around each value (a few % of the axis), so error bars do not hide
-        # each other; the ticks stay at the swept values.
-        dodge = (i - (len(lines) - 1) / 2) * 0.015
-        if numeric and log_x:
-            xs = [_number(v) * 10 ** (dodge * math.log10(max(nums) / min(nums))) for v, _ in points]  # type: ignore[operator,type-var]
-        elif numeric:
-            xs = [_number(v) + dodge * (max(nums) - min(nums)) for v, _ in points]  # type: ignore[operator,type-var]
-        else:
-            xs = [order.index(v) + dodge * len(order) for v, _ in points]
-        ys = [s.mean for _, s in points]
-        errs = [s.std or 0.0 for _, s in points]
-        ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=4, label=rest)
-    if log_x:
-        ax.set_xscale("log")  # e.g. learning rates
-    ax.set_xticks(nums if numeric else range(len(order)), order)
-    ax.minorticks_off()
-    seeds = sorted({s.n for points in lines.values() for _, s in points})
-    ax.set_xlabel(x)
-    ax.set_ylabel(f"{metric} ({'higher' if mode == 'max' else 'lower'} is better)")
-    ax.set_title(f"{metric}: mean ± std over seeds (n = {','.join(map(str, seeds))} per point)")
-    ax.grid(alpha=0.3)
-    if len(lines) > 1:  # one line per setting of the other swept keys
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out_dir / f"{metric.replace('/', '_')}_vs_{x}.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
-
-
-def write_contact_sheet(
-    cells: list[Cell], metric: str, out_dir: Path, direction: str = "AB"
-) -> tuple[Path | None, list[str]]:
-    """One row per cell (its first finished seed), ranked, labelled with the overrides and the
-    metric; inputs and (paired data) ground truth on top. Returns the sheet and the labels of the
-    cells whose job left no fixed translations."""
-    entries, labels = [], {}
-    for cell in cells:
-        job = next((j for j in cell.jobs if not j.failed), None)
-        if job is None:
-            continue
-        value = _value(job, metric)
-        stat = cell.stats.get(metric)
-        rank = f"#{cell.rank} " if cell.rank else ""
-        seed = f" seed={job.seed}" if job.seed is not None else ""
-        text = f"{rank}{cell.label or job.name}{seed}: {metric} {_cell(value)}"
-        if stat is not None and stat.n > 1:
-            text += f" (cell {stat.format()}, n={stat.n})"
-        entries.append((text, job.path))
-        labels[text] = cell.label or job.name
-    rows, missing = sheet_rows_for_jobs(entries, direction)
-    missing = [labels[text] for text in missing]
-    if not rows:
-        return None, missing
-    return contact_sheet(rows, out_dir / f"contact_{direction}.png"), missing
 
 
 def wandb_summary(jobs: list[Job], sweep_dirs: list[Path]) -> list[str]:
@@ -748,8 +399,8 @@ def seed_override(seeds: list[int], grid: Path, overrides: list[str]) -> str:
             f"--seeds: {grid.stem} is an Optuna search, which draws its own trials; "
             "use --seeds with a grid (python sweep.py --list)"
         )
-    given = [o for o in overrides if _is_seed(o.partition("=")[0])]
-    if given or any(_is_seed(k) for k in sweeper.get("params") or {}):
+    given = [o for o in overrides if is_seed_key(o.partition("=")[0])]
+    if given or any(is_seed_key(k) for k in sweeper.get("params") or {}):
         where = given[0] if given else f"the grid {grid.name}"
         raise SweepError(f"--seeds and {where} both set the seed; keep one")
     return f"{SEED_KEY}={','.join(map(str, seeds))}"

@@ -20,7 +20,8 @@ from PIL import Image
 
 from cyclegan.contact import write_fixed_translations
 from cyclegan.run_identity import sweep_group
-from cyclegan.sweep import SweepError, find_jobs, main, parse_seeds, rank_jobs, report
+from cyclegan.sweep import SweepError, main, parse_seeds, report
+from cyclegan.sweep_jobs import find_jobs, rank_jobs
 
 from .conftest import ROOT, TINY
 from .wandb_files import offline_runs, read_wandb_run
