@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from cyclegan.files import atomic_write
+
 if TYPE_CHECKING:
     import numpy as np
     import torch
@@ -56,9 +58,7 @@ def _save_strip(images: torch.Tensor, path: Path) -> None:
 
     tiles = _to_uint8_hwc(images)  # (N, H, W, 3)
     strip = np.concatenate(list(tiles), axis=1)  # (H, N*W, 3)
-    tmp = path.with_name(f".{path.name}.tmp")
-    Image.fromarray(strip).save(tmp, format="PNG")
-    tmp.replace(path)
+    atomic_write(path, lambda tmp: Image.fromarray(strip).save(tmp, format="PNG"), fsync=False)
 
 
 def write_fixed_translations(
@@ -102,9 +102,7 @@ def write_fixed_translations(
         "image_size": [int(real_A.shape[2]), int(real_A.shape[3])],
         "files": sorted(f"{name}.png" for name in strips),
     }
-    tmp = out / f".{INFO_FILE}.tmp"
-    tmp.write_text(json.dumps(info, indent=2) + "\n")
-    tmp.replace(out / INFO_FILE)
+    atomic_write(out / INFO_FILE, lambda tmp: tmp.write_text(json.dumps(info, indent=2) + "\n"))
     return out
 
 
@@ -220,7 +218,7 @@ def fixed_image_table(
     compared image by image, not only by their mean.
     """
     from cyclegan.data.transforms import to_image_range
-    from cyclegan.metrics import psnr, ssim
+    from cyclegan.evaluation.paired import psnr, ssim
 
     n = real.shape[0]
     for name, x in (("fake", fake), ("reconstruction", reconstruction), ("target", target)):

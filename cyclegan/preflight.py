@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cyclegan.evaluation.ranking import metric_mode
+
 # Prefixes of summary keys an evaluation produces ("best/" is the best value of an "eval/" key).
 EVALUATED = ("eval/", "best/")
 PAIRED_METRICS = ("psnr", "ssim")  # need ground truth: a paired test set
@@ -26,19 +28,10 @@ def default_metric(paired_test: bool | str) -> str:
     return "eval/psnr_AB" if paired else "eval/kid_AB"
 
 
-def lower_is_better(key: str) -> bool:
-    """FID/KID/LPIPS, losses and times go down; PSNR, SSIM and the rest go up.
-
-    The one rule until the lead engineer's `cyclegan/evaluation/ranking.py` holds it
-    (`lower_is_better(key)`); then import it from there. Wider than the evaluation's (losses and
-    times too), since a sweep can rank by any summary key.
-    """
-    return any(word in key.lower() for word in ("fid", "kid", "lpips", "loss", "time"))
-
-
 def default_mode(metric: str) -> str:
-    """`optimized_mode` when not given: min where lower is better, else max."""
-    return "min" if lower_is_better(metric) else "max"
+    """`optimized_mode` when not given: min where lower is better (the one rule,
+    `cyclegan.evaluation.ranking`), else max."""
+    return metric_mode(metric)
 
 
 class RankingUnavailable(ValueError):
@@ -57,10 +50,10 @@ def inception_problem(
 
     `weights` (trainer.inception_weights) must be a file; without it the weights are looked up in
     the torch hub cache and, when missing, fetched once here (`fetch`, by default
-    `cyclegan.evaluation.load_inception`, which downloads into the cache), so the jobs, however
+    `cyclegan.evaluation.distribution.load_inception`, which downloads into the cache), so the jobs, however
     many run at once, find them cached and none downloads on its own.
     """
-    from cyclegan.evaluation import (
+    from cyclegan.evaluation.distribution import (
         INCEPTION_FILE,
         INCEPTION_URL,
         InceptionUnavailableError,

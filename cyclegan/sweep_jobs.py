@@ -16,7 +16,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from cyclegan.aggregate import Stat, cannot_tell_apart, summarize
-from cyclegan.preflight import lower_is_better
+from cyclegan.evaluation.ranking import lower_is_better
 from cyclegan.run_identity import sweep_group
 
 SEED_KEY = "seed"

@@ -26,6 +26,7 @@ from typing import Any
 
 from cyclegan.errors import ConfigError
 from cyclegan.evaluation.ranking import lower_is_better
+from cyclegan.files import atomic_write
 from cyclegan.loggers import FileLogger
 from cyclegan.run_identity import hydra_identity
 
@@ -52,9 +53,9 @@ def read_run_file(run_dir: Path) -> dict[str, Any] | None:
 
 def write_run_file(run_dir: Path, run_id: str, last_step: int) -> None:
     """Atomically (temporary file + rename): a kill mid-write keeps the previous file whole."""
-    tmp = run_dir / f".{RUN_FILE}.tmp"
-    tmp.write_text(json.dumps({"id": run_id, "last_step": last_step}) + "\n")
-    tmp.replace(run_dir / RUN_FILE)
+    text = json.dumps({"id": run_id, "last_step": last_step}) + "\n"
+    # No fsync: written at every log call, and a lost update only re-sends a few steps.
+    atomic_write(run_dir / RUN_FILE, lambda tmp: tmp.write_text(text), fsync=False)
 
 
 def _summary_rule(key: str) -> str | None:

@@ -18,7 +18,7 @@ from cyclegan.contact import (
     sheet_rows_for_jobs,
     write_fixed_translations,
 )
-from cyclegan.metrics import psnr
+from cyclegan.evaluation.paired import psnr
 
 
 def images(n: int = 3, size: int = 8, seed: int = 0) -> torch.Tensor:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from cyclegan.evaluation import INCEPTION_FILE, InceptionUnavailableError
+from cyclegan.evaluation.distribution import INCEPTION_FILE, InceptionUnavailableError
 from cyclegan.preflight import (
     RankingUnavailable,
     check_ranking,

@@ -26,9 +26,9 @@ from PIL import Image
 from cyclegan.checkpoint import load_checkpoint
 from cyclegan.config import ConfigError, register_configs
 from cyclegan.contact import fixed_image_table
-from cyclegan.run import train
+from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
 from cyclegan.run_identity import RunIdentity, hydra_identity, sweep_group
-from cyclegan.trainer import Trainer
+from cyclegan.training import train
 from cyclegan.wandb_logger import WandbLogger
 
 from .conftest import CONF, ROOT, TINY
@@ -87,14 +87,15 @@ def test_offline_run_holds_config_scalars_images_and_summary(
 
 
 def test_crashed_run_is_marked_failed(compose_cfg, tmp_path: Path, monkeypatch) -> None:
-    step = Trainer.training_step
+    step = CycleGANMethod.training_step
+    steps = iter(range(100))
 
-    def crash_at_step_4(self: Trainer, *args: Any) -> Any:
-        if self.state.step == 3:
+    def crash_at_step_4(self: CycleGANMethod, *args: Any) -> Any:
+        if next(steps) == 3:
             raise RuntimeError("boom")
         return step(self, *args)
 
-    monkeypatch.setattr(Trainer, "training_step", crash_at_step_4)
+    monkeypatch.setattr(CycleGANMethod, "training_step", crash_at_step_4)
     with pytest.raises(RuntimeError, match="boom"):
         train(compose_cfg(*TINY, "logger.mode=offline"))
     [path] = offline_runs(tmp_path / "run")
@@ -164,7 +165,7 @@ def test_wandb_failing_mid_run_keeps_every_row_in_the_file(
 def test_disabled_mode_never_imports_wandb(tmp_path: Path) -> None:
     code = (
         "import sys\n"
-        "import cyclegan.run\n"
+        "import cyclegan.training\n"
         "from cyclegan.wandb_logger import WandbLogger\n"
         "logger = WandbLogger(sys.argv[1], mode='disabled')\n"
         "logger.log_metrics({'train/loss_G': 1.0}, step=1, epoch=0)\n"
@@ -318,15 +319,16 @@ def test_a_crash_after_the_checkpoint_logs_no_step_twice(
     compose_cfg, tmp_path: Path, monkeypatch
 ) -> None:
     every_3 = ["trainer.checkpoint_unit=step", "trainer.checkpoint_every=3", "logger.mode=offline"]
-    step = Trainer.training_step
+    step = CycleGANMethod.training_step
+    steps = iter(range(100))
 
-    def crash_at_step_6(self: Trainer, *args: Any) -> Any:
-        if self.state.step == 5:
+    def crash_at_step_6(self: CycleGANMethod, *args: Any) -> Any:
+        if next(steps) == 5:
             raise RuntimeError("killed")
         return step(self, *args)
 
     with monkeypatch.context() as patch:
-        patch.setattr(Trainer, "training_step", crash_at_step_6)
+        patch.setattr(CycleGANMethod, "training_step", crash_at_step_6)
         with pytest.raises(RuntimeError, match="killed"):
             train(compose_cfg(*TINY, *every_3))
     run = tmp_path / "run"
