@@ -120,8 +120,9 @@ class TrainerConfig:
     checkpoint_unit: CheckpointUnit = MISSING
     keep_last: int = MISSING
     eval_every: int = MISSING
-    eval_fid: bool = MISSING
+    eval_fid: bool | None = MISSING  # None: on where the test set has no ground truth
     inception_weights: str | None = MISSING
+    feature_extractor: Any = MISSING  # null (the FID Inception) or a _target_ node: an nn.Module
     n_samples: int = MISSING
     progress: bool = MISSING
     precision: str = MISSING
@@ -157,8 +158,12 @@ class Config:
 
 
 def register_configs() -> None:
-    """Put the schema in Hydra's ConfigStore (idempotent; called by the entry points)."""
+    """Put the schema in Hydra's ConfigStore and the configs' resolvers (`${stamp:}`,
+    `${default_metric:}`, ...) in OmegaConf (idempotent; called by the entry points)."""
+    from cyclegan.resolvers import register_resolvers
+
     ConfigStore.instance().store(name="schema", node=Config)
+    register_resolvers()
 
 
 SCHEMAS = {"trainer": TrainerConfig, "model": ModelConfig, "loss": LossConfig}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,6 +50,29 @@ def _to_uint8_hwc(images: torch.Tensor) -> np.ndarray:
     if x.shape[1] == 1:
         x = x.expand(-1, 3, -1, -1)
     return x.permute(0, 2, 3, 1).numpy()
+
+
+def translator_fns(
+    translators: Mapping[str, torch.nn.Module], device: torch.device
+) -> dict[str, Translator]:
+    """Each generator as a function of CPU images in [-1, 1]: run on `device` in eval mode (its
+    mode given back), without gradients, the output back on the CPU as float."""
+
+    def as_fn(G: torch.nn.Module) -> Translator:
+        def translate(images: torch.Tensor) -> torch.Tensor:
+            import torch
+
+            was_training = G.training
+            G.eval()
+            try:
+                with torch.no_grad():
+                    return G(images.to(device)).float().cpu()
+            finally:
+                G.train(was_training)
+
+        return translate
+
+    return {direction: as_fn(G) for direction, G in translators.items()}
 
 
 def _save_strip(images: torch.Tensor, path: Path) -> None:

@@ -1,8 +1,8 @@
 """Where training scalars and images go: plain files in the run directory, or nowhere.
 
-Every logger has the same four methods, so the trainer never knows which one it has; the W&B logger
+Every logger has the same five methods, so the trainer never knows which one it has; the W&B logger
 (`cyclegan.wandb_logger`, the default option) plugs in at this seam. Loggers are built as
-`Logger(run_dir, config=<resolved config>)`.
+`Logger(run_dir, config=<resolved config>, resume=<continuing from a checkpoint>)`.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from cyclegan.files import jsonable
 class Logger(Protocol):
     def log_metrics(self, metrics: dict[str, float], step: int, epoch: int) -> None: ...
     def log_image(self, key: str, path: Path, step: int) -> None: ...
+    def log_table(self, key: str, columns: list[str], rows: list[list[Any]], step: int) -> None: ...
     def log_summary(self, summary: dict[str, Any]) -> None: ...
     def finish(self, status: str = "finished") -> None: ...
 
@@ -25,10 +26,14 @@ class NullLogger:
     """Logs nothing (console output and run files are unaffected)."""
 
     def __init__(
-        self, run_dir: str | Path | None = None, config: dict[str, Any] | None = None
+        self,
+        run_dir: str | Path | None = None,
+        config: dict[str, Any] | None = None,
+        resume: bool = False,
     ) -> None:
         # `config` (the resolved run config) is for loggers that store it, like W&B; the run
-        # directory's .hydra/config.yaml already holds it for these two.
+        # directory's .hydra/config.yaml already holds it for these two. `resume` matters to
+        # loggers with a run of their own to continue (W&B); a file is simply appended to.
         self.run_dir = run_dir
 
     def log_metrics(self, metrics: dict[str, float], step: int, epoch: int) -> None:
@@ -36,6 +41,9 @@ class NullLogger:
 
     def log_image(self, key: str, path: Path, step: int) -> None:
         pass
+
+    def log_table(self, key: str, columns: list[str], rows: list[list[Any]], step: int) -> None:
+        pass  # tables (the fixed test images at an evaluation) go to W&B only
 
     def log_summary(self, summary: dict[str, Any]) -> None:
         pass
@@ -50,8 +58,10 @@ class FileLogger(NullLogger):
     The file is line-buffered and flushed per line, so a crashed run keeps everything it logged.
     """
 
-    def __init__(self, run_dir: str | Path, config: dict[str, Any] | None = None) -> None:
-        super().__init__(run_dir, config)
+    def __init__(
+        self, run_dir: str | Path, config: dict[str, Any] | None = None, resume: bool = False
+    ) -> None:
+        super().__init__(run_dir, config, resume)
         self.path = Path(run_dir) / "metrics.jsonl"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = self.path.open("a", buffering=1)

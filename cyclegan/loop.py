@@ -21,6 +21,7 @@ from torch.utils.data import DataLoader
 
 from cyclegan.checkpoint import BEST, LAST
 from cyclegan.config import CheckpointUnit, TrainerConfig
+from cyclegan.contact import log_fixed_image_tables, translator_fns, write_fixed_translations
 from cyclegan.data.sampling import EpochSampler
 from cyclegan.evaluation.ranking import improves, metric_mode
 from cyclegan.files import remove_stale_temporaries
@@ -53,8 +54,11 @@ class TrainingLoop:
         checkpoint_meta: Mapping[str, Any] | None = None,
         monitor: str = "eval/psnr_AB",
         monitor_mode: str = "max",
+        paired_samples: bool = False,
     ) -> None:
+        """`paired_samples`: sample_images["B"][i] is the ground truth of sample_images["A"][i]."""
         self.method, self.options, self.logger = method, options, logger
+        self.paired_samples = paired_samples
         self.run_dir = Path(run_dir)
         self.strategy = strategy or SingleProcess()
         self.evaluator, self.sample_images = evaluator, sample_images
@@ -163,6 +167,7 @@ class TrainingLoop:
         summary.update(self.best)
         summary["time/train_s"] = train_s
         self.save_checkpoint()
+        self.fixed_images(write_translations=True)  # for sweep.py's contact sheet
         return summary
 
     def _due(self, unit: CheckpointUnit, count: int) -> bool:
@@ -208,6 +213,7 @@ class TrainingLoop:
         translators = self.method.translators()
         metrics = self.evaluator(translators.get("AB"), translators.get("BA"))
         self.logger.log_metrics(metrics, self.step, self.epoch)
+        self.fixed_images(write_translations=False)
         for key, value in metrics.items():
             best_key = key.replace("eval/", "best/", 1)
             mode = metric_mode(key, self.monitor, self.monitor_mode)
@@ -216,6 +222,18 @@ class TrainingLoop:
                 if key == self.monitor:
                     self.save_checkpoint(BEST, numbered=False)
         return metrics
+
+    def fixed_images(self, write_translations: bool) -> None:
+        """The fixed test images as W&B tables (input, translation, reconstruction, ground truth,
+        per-image PSNR/SSIM) or, at the end, as strips in contact/ for sweep.py (main rank)."""
+        if self.sample_images is None:
+            return
+        fns = translator_fns(self.method.translators(), self.method.device)
+        args = (self.sample_images["A"], self.sample_images["B"], fns["AB"], fns.get("BA"))
+        if write_translations:
+            write_fixed_translations(self.run_dir, *args, self.paired_samples, self.step)
+        else:
+            log_fixed_image_tables(self.logger.log_table, *args, self.paired_samples, self.step)
 
     def save_samples(self) -> Path | None:
         """A grid of the fixed test images and their translations under samples/, logged."""

@@ -28,6 +28,12 @@ def default_metric(paired_test: bool | str) -> str:
     return "eval/psnr_AB" if paired else "eval/kid_AB"
 
 
+def fid_enabled(eval_fid: bool | None, paired_test: bool) -> bool:
+    """Whether a run evaluates FID/KID: as trainer.eval_fid says, or (None) wherever the test set
+    has no ground truth, so that every dataset has a quality metric."""
+    return (not paired_test) if eval_fid is None else bool(eval_fid)
+
+
 def default_mode(metric: str) -> str:
     """`optimized_mode` when not given: min where lower is better (the one rule,
     `cyclegan.evaluation.ranking`), else max."""
@@ -50,8 +56,8 @@ def inception_problem(
 
     `weights` (trainer.inception_weights) must be a file; without it the weights are looked up in
     the torch hub cache and, when missing, fetched once here (`fetch`, by default
-    `cyclegan.evaluation.distribution.load_inception`, which downloads into the cache), so the jobs, however
-    many run at once, find them cached and none downloads on its own.
+    `cyclegan.evaluation.distribution.load_inception`, which downloads into the cache), so the
+    jobs, however many run at once, find them cached and none downloads on its own.
     """
     from cyclegan.evaluation.distribution import (
         INCEPTION_FILE,
@@ -76,8 +82,8 @@ def inception_problem(
         return None
     try:
         (fetch or load_inception)(None)
-    except InceptionUnavailableError as exc:
-        return f"FID/KID need the Inception weights, which are not in {cache} and could not be fetched ({exc}); {fix}"
+    except InceptionUnavailableError as exc:  # its message names the cache path and the download
+        return f"{exc}; in a training config: trainer.inception_weights=/path/to/{INCEPTION_FILE}"
     return None
 
 
@@ -87,6 +93,7 @@ def metric_problem(
     eval_fid: bool,
     inception: Callable[[], str | None],
     dataset: str = "the dataset",
+    consequence: str = "the sweep would rank nothing",
 ) -> str | None:
     """Why jobs configured so would not report `metric`, or None when they would (or when it is
     not an evaluation metric: losses and times are always there). `inception` is asked only when
@@ -101,7 +108,7 @@ def metric_problem(
     if name in PAIRED_METRICS and not paired_test:
         return (
             f"{dataset} has no paired test set (dataset.paired_test=false), so {metric} is never "
-            f"computed and the sweep would rank nothing; {rank_by_kid}"
+            f"computed and {consequence}; {rank_by_kid}"
         )
     if name in DISTRIBUTION_METRICS:
         if not eval_fid:
@@ -172,10 +179,11 @@ def check_ranking(
     except Exception:
         return metric or ""
     ranked = metric or str(cfg.optimized_metric)
+    paired = bool(cfg.dataset.get("paired_test", False))
     problem = metric_problem(
         ranked,
-        paired_test=bool(cfg.dataset.get("paired_test", False)),
-        eval_fid=bool(cfg.trainer.get("eval_fid", False)),
+        paired_test=paired,
+        eval_fid=fid_enabled(cfg.trainer.get("eval_fid"), paired),
         inception=lambda: inception(cfg.trainer.get("inception_weights")),
         dataset=f"dataset={cfg.dataset.get('name', '?')}",
     )

@@ -3,7 +3,6 @@
     ${stamp:%Y-%m-%d_%H-%M-%S}        a directory stamp unique per run (run_identity.unique_stamp)
     ${default_metric:${dataset.paired_test}}   eval/psnr_AB on paired test sets, else eval/kid_AB
     ${default_mode:${optimized_metric}}        min for FID/KID/LPIPS/losses/times, else max
-    ${not:${dataset.paired_test}}              e.g. trainer.eval_fid on by default on unpaired data
     ${optuna_direction:${optimized_mode}}      max -> maximize, min -> minimize (Optuna's words)
 
 The stamp is cached per config like Hydra's `${now:}` (one value per run, and Hydra copies the
@@ -15,16 +14,8 @@ composes or resolves a config: launcher plugins start jobs in new processes that
 
 from __future__ import annotations
 
-from typing import Any
-
 from cyclegan.preflight import default_metric, default_mode
 from cyclegan.run_identity import unique_stamp
-
-
-def _not(value: Any) -> bool:
-    if isinstance(value, str):  # a YAML scalar passed through an interpolation
-        return value.strip().lower() not in ("true", "1", "yes")
-    return not value
 
 
 def _optuna_direction(mode: str) -> str:
@@ -38,7 +29,6 @@ RESOLVERS = {
     "stamp": unique_stamp,
     "default_metric": default_metric,
     "default_mode": default_mode,
-    "not": _not,
     "optuna_direction": _optuna_direction,
 }
 

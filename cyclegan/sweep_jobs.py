@@ -161,16 +161,34 @@ def collect_jobs(sweep_dirs: list[Path]) -> list[Job]:
 # ---------------------------------------------------------------------------- ranking
 
 
+def configured(job: Job, key: str) -> str | None:
+    """The job's `optimized_metric`/`optimized_mode`: from its summary.json (the resolved value the
+    run used), else from its .hydra/config.yaml, resolved where it is an interpolation
+    (`${default_metric:${dataset.paired_test}}`); None when neither says."""
+    if job.summary and isinstance(job.summary.get(key), str):
+        return job.summary[key]
+    value = job.config.get(key)
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    from cyclegan.resolvers import register_resolvers
+
+    register_resolvers()
+    try:
+        return str(OmegaConf.select(OmegaConf.create(job.config), key))
+    except Exception:  # e.g. ${hydra:...} outside Hydra: say nothing rather than guess
+        return None
+
+
 def ranking_rule(jobs: list[Job], metric: str | None, mode: str | None) -> tuple[str, str]:
-    """The metric to rank by and its direction: given, else the jobs' optimized_metric/_mode."""
-    configs = [j.config for j in jobs]
+    """The metric to rank by and its direction: given, else the jobs' optimized_metric/_mode,
+    else the metric's own direction."""
     metric = metric or next(
-        (c["optimized_metric"] for c in configs if "optimized_metric" in c), "eval/psnr_AB"
+        (m for m in (configured(j, "optimized_metric") for j in jobs) if m), "eval/psnr_AB"
     )
     if mode is None:
-        same_metric = [c for c in configs if c.get("optimized_metric") == metric]
-        configured = next((c["optimized_mode"] for c in same_metric if "optimized_mode" in c), None)
-        mode = configured or ("min" if lower_is_better(metric) else "max")
+        same = [j for j in jobs if configured(j, "optimized_metric") == metric]
+        mode = next((m for m in (configured(j, "optimized_mode") for j in same) if m), None)
+        mode = mode or ("min" if lower_is_better(metric) else "max")
     return metric, mode
 
 

@@ -28,6 +28,7 @@ from cyclegan.files import write_json
 from cyclegan.loggers import NullLogger
 from cyclegan.loop import TrainingLoop
 from cyclegan.methods.base import TrainingMethod
+from cyclegan.preflight import fid_enabled, metric_problem
 from cyclegan.runtime import configure_backends, resolve_device, seed_everything
 from cyclegan.signals import Preempted
 from cyclegan.strategy import SingleProcess, make_strategy
@@ -41,6 +42,7 @@ def train(cfg: DictConfig) -> float | None:
     Under DDP (trainer.strategy) every process calls this; the process group lives for the call.
     """
     validate(cfg)
+    warn_if_metric_missing(cfg)
     strategy = make_strategy(cfg.trainer.strategy, os.environ)
     device = strategy.device(resolve_device(cfg.trainer.device))
     with strategy.session(device):
@@ -67,9 +69,13 @@ def _train(cfg: DictConfig, strategy: SingleProcess, device: torch.device) -> fl
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[assignment]
     # Rank 0 alone logs. Partial, so the resolved config reaches the logger as a plain dict (W&B
     # stores it), not as a node that instantiate would walk into.
+    # A training continuing from a checkpoint continues its logger's run too (one W&B run).
+    resuming = find_resume_checkpoint(cfg.resume, run_dir / "checkpoints") is not None
     logger = (
         strategy.on_main(
-            lambda: instantiate(cfg.logger, _partial_=True)(run_dir=run_dir, config=resolved)
+            lambda: instantiate(cfg.logger, _partial_=True)(
+                run_dir=run_dir, config=resolved, resume=resuming
+            )
         )
         or NullLogger()
     )
@@ -78,6 +84,7 @@ def _train(cfg: DictConfig, strategy: SingleProcess, device: torch.device) -> fl
         loop = TrainingLoop(
             method, OmegaConf.to_object(cfg.trainer), run_dir, logger, strategy, evaluator,
             samples, {"config": resolved}, cfg.optimized_metric, cfg.optimized_mode,
+            paired_samples=spec.paired_test,
         )  # fmt: skip
         resume_if_asked(loop, cfg.resume, run_dir, resolved)
         log.info(
@@ -102,13 +109,15 @@ def build_evaluation(
 ) -> tuple[Any, dict[str, torch.Tensor]]:
     """The evaluator (None where nothing can be scored) and the fixed images of sample grids."""
     n = cfg.trainer.n_samples
-    scored = spec.paired_test or cfg.trainer.eval_fid  # else the samples are all it needs
-    limit = None if scored else n
-    test = load_test_images(
-        root, spec.preprocessing(), spec.paired_test, limit, spec.channels_A, spec.channels_B
-    )
+    fid = fid_enabled(cfg.trainer.eval_fid, spec.paired_test)
+    scored = spec.paired_test or fid  # else the samples are all it needs
+    test = load_test_images(root, spec.img_size, spec.paired_test, None if scored else n)
     samples = {"A": test.A[:n], "B": test.B[:n]}
-    evaluator = build_evaluator(test, cfg.trainer.eval_fid, device, cfg.trainer.inception_weights)
+    extractor = cfg.trainer.feature_extractor
+    evaluator = build_evaluator(
+        test, fid, device, cfg.trainer.inception_weights,
+        instantiate(extractor) if extractor is not None else None,
+    )  # fmt: skip
     return evaluator, samples
 
 
@@ -138,7 +147,26 @@ def finish_summary(
     if evaluator is not None:
         summary.update(evaluator.baselines)
     summary["optimized_metric"] = cfg.optimized_metric
+    summary["optimized_mode"] = cfg.optimized_mode  # sweep.py ranks by these, as best.pt did
     return summary
+
+
+def warn_if_metric_missing(cfg: DictConfig) -> None:
+    """One line before training when the run will not compute its optimized metric (PSNR on a
+    test set without ground truth, FID/KID with trainer.eval_fid=false), naming the fix. Missing
+    Inception weights are reported where the evaluator is built, also before training. sweep.py
+    refuses such sweeps outright (cyclegan.preflight); a single run goes on, e.g. for its samples.
+    """
+    problem = metric_problem(
+        cfg.optimized_metric,
+        paired_test=cfg.dataset.paired_test,
+        eval_fid=fid_enabled(cfg.trainer.eval_fid, cfg.dataset.paired_test),
+        inception=lambda: None,
+        dataset=f"dataset={cfg.dataset.name}",
+        consequence="this run would return None and write no best.pt",
+    )
+    if problem is not None:
+        log.warning("%s", problem)
 
 
 def report(

@@ -26,6 +26,7 @@ from .conftest import TINY
 OWN = [o for o in TINY if not o.startswith("dataset.")] + [
     "dataset=horse2zebra",
     "dataset.img_size=32",
+    "trainer.eval_fid=false",  # FID/KID (on by default without ground truth) would fetch Inception
 ]
 
 

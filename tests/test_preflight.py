@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from cyclegan.evaluation import distribution
 from cyclegan.evaluation.distribution import INCEPTION_FILE, InceptionUnavailableError
 from cyclegan.preflight import (
     RankingUnavailable,
@@ -52,21 +53,22 @@ def test_inception_problem_checks_file_cache_then_fetches_once(tmp_path: Path, m
 
     def offline(weights: str | None) -> None:
         calls.append(weights)
-        raise InceptionUnavailableError("urlopen error: network unreachable")
+        raise InceptionUnavailableError(f"weights not in {cache}: network unreachable")
 
     problem = inception_problem(None, fetch=offline)
-    assert calls == [None] and problem is not None
-    assert f"not in {cache} and could not be fetched (urlopen error" in problem
-    assert f"trainer.inception_weights=/path/to/{INCEPTION_FILE}" in problem and "\n" not in problem
+    assert calls == [None] and problem == (
+        f"weights not in {cache}: network unreachable; in a training config: "
+        f"trainer.inception_weights=/path/to/{INCEPTION_FILE}"
+    )
     assert inception_problem(None, fetch=lambda weights: None) is None  # fetched into the cache
 
     cache.parent.mkdir(parents=True)
     cache.write_bytes(b"weights")
     assert inception_problem(None, fetch=offline) is None and calls == [None]  # not fetched again
     given = tmp_path / "mine.pth"
-    assert inception_problem(str(given), fetch=offline).startswith(
-        f"trainer.inception_weights={given}: no such file; download "
-    )
+    problem = inception_problem(str(given), fetch=offline)
+    assert problem.startswith(f"trainer.inception_weights={given}: no such file; download ")
+    assert str(cache) in problem and "\n" not in problem
     given.write_bytes(b"weights")
     assert inception_problem(str(given), fetch=offline) is None
 
@@ -85,25 +87,46 @@ def test_first_job_overrides_take_each_sweeps_first_value() -> None:
 
 
 def test_check_ranking_composes_the_first_job() -> None:
-    assert check_ranking(CONF, "lambda_grid", [], None) == "eval/psnr_AB"  # built-in: paired
-    with pytest.raises(RankingUnavailable, match=r"dataset=horse2zebra has no paired test set"):
-        check_ranking(CONF, "lr_grid", ["dataset=horse2zebra", "optim.lr=1e-4,2e-4"], None)
-    # Naming another metric starts the sweep; KID is checked for eval_fid and the weights.
-    assert check_ranking(CONF, "lr_grid", ["dataset=horse2zebra"], "final/train/loss_G") == (
-        "final/train/loss_G"
-    )
-    kid = ["dataset=horse2zebra", "trainer.eval_fid=true", "optimized_metric=eval/kid_AB"]
-    assert check_ranking(CONF, "lr_grid", kid, None, inception=lambda w: None) == "eval/kid_AB"
+    ready = {"inception": lambda weights: None}
+    assert check_ranking(CONF, "lambda_grid", [], None, **ready) == "eval/psnr_AB"  # paired
+    # Unpaired: KID by default (FID/KID evaluated by default there), checked for the weights.
+    h2z = ["dataset=horse2zebra", "optim.lr=1e-4,2e-4"]
+    assert check_ranking(CONF, "lr_grid", h2z, None, **ready) == "eval/kid_AB"
     with pytest.raises(RankingUnavailable, match=r"^eval/kid_AB: offline; or name another"):
-        check_ranking(CONF, "lr_grid", kid, None, inception=lambda w: "offline")
+        check_ranking(CONF, "lr_grid", h2z, None, inception=lambda w: "offline")
+    psnr = [*h2z, "optimized_metric=eval/psnr_AB"]
+    with pytest.raises(RankingUnavailable, match=r"dataset=horse2zebra has no paired test set"):
+        check_ranking(CONF, "lr_grid", psnr, None, **ready)
+    with pytest.raises(RankingUnavailable, match=r"eval/kid_AB is computed only with trainer.eval"):
+        check_ranking(CONF, "lr_grid", [*h2z, "trainer.eval_fid=false"], None, **ready)
+    # Naming another metric starts the sweep.
+    assert check_ranking(CONF, "lr_grid", psnr, "final/train/loss_G") == "final/train/loss_G"
 
 
-def test_sweep_that_would_rank_nothing_does_not_start(tmp_path: Path, capsys, monkeypatch) -> None:
+@pytest.fixture
+def offline(monkeypatch) -> None:
+    """No Inception weights to be had: nothing cached, no network (and no test downloads)."""
+
+    def unavailable(weights: str | None = None) -> None:
+        raise InceptionUnavailableError("the Inception weights are not cached (offline)")
+
+    monkeypatch.setattr(distribution, "inception_cache_path", lambda: Path("/nonexistent.pth"))
+    monkeypatch.setattr(distribution, "load_inception", unavailable)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "error: eval/kid_AB: the Inception weights are not cached (offline); in a training "),
+        (["optimized_metric=eval/psnr_AB"], "error: dataset=horse2zebra has no paired test set"),
+    ],
+)
+def test_sweep_that_would_rank_nothing_does_not_start(
+    extra: list[str], message: str, offline, tmp_path: Path, capsys, monkeypatch
+) -> None:
     monkeypatch.chdir(tmp_path)
-    args = ["lr_grid", "dataset=horse2zebra", f"dataset.root={tmp_path / 'mine'}"]
+    args = ["lr_grid", "dataset=horse2zebra", f"dataset.root={tmp_path / 'mine'}", *extra]
     assert main(args, root=ROOT) == 2
     err = capsys.readouterr().err
-    assert (
-        err.startswith("error: dataset=horse2zebra has no paired test set") and err.count("\n") == 1
-    )
+    assert err.startswith(message) and err.count("\n") == 1
     assert not (tmp_path / "multirun").exists()  # nothing started, no directory made

@@ -76,14 +76,11 @@ def test_two_processes_started_at_once_get_different_stamps(tmp_path: Path) -> N
 
 
 @pytest.mark.parametrize(
-    ("paired", "metric", "mode", "eval_fid", "direction"),
-    [
-        (True, "eval/psnr_AB", "max", False, "maximize"),
-        (False, "eval/kid_AB", "min", True, "minimize"),
-    ],
+    ("paired", "metric", "mode", "direction"),
+    [(True, "eval/psnr_AB", "max", "maximize"), (False, "eval/kid_AB", "min", "minimize")],
 )
 def test_default_metric_follows_the_dataset(
-    paired: bool, metric: str, mode: str, eval_fid: bool, direction: str
+    paired: bool, metric: str, mode: str, direction: str
 ) -> None:
     register_resolvers()
     cfg = OmegaConf.create(
@@ -91,12 +88,11 @@ def test_default_metric_follows_the_dataset(
             "dataset": {"paired_test": paired},
             "optimized_metric": "${default_metric:${dataset.paired_test}}",
             "optimized_mode": "${default_mode:${optimized_metric}}",
-            "trainer": {"eval_fid": "${not:${dataset.paired_test}}"},
             "direction": "${optuna_direction:${optimized_mode}}",
         }
     )
     assert (cfg.optimized_metric, cfg.optimized_mode) == (metric, mode)
-    assert cfg.trainer.eval_fid is eval_fid and cfg.direction == direction
+    assert cfg.direction == direction
     cfg.optimized_metric = "eval/fid_BA"  # a metric named by the user: its direction follows
     assert cfg.optimized_mode == "min"
     cfg.optimized_metric = "final/train/loss_cycle"
