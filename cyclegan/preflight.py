@@ -184,7 +184,12 @@ def check_ranking(
         ranked,
         paired_test=paired,
         eval_fid=fid_enabled(cfg.trainer.get("eval_fid"), paired),
-        inception=lambda: inception(cfg.trainer.get("inception_weights")),
+        # A configured feature network (trainer.feature_extractor) replaces Inception.
+        inception=lambda: (
+            None
+            if cfg.trainer.get("feature_extractor") is not None
+            else inception(cfg.trainer.get("inception_weights"))
+        ),
         dataset=f"dataset={cfg.dataset.get('name', '?')}",
     )
     if problem is not None:

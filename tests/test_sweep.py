@@ -120,6 +120,19 @@ def test_2x2_seeded_grid_ranked_by_cell_and_one_wandb_group(tmp_path: Path) -> N
         "4 jobs in" in proc.stdout
         and "(2 cells), ranked by eval/psnr_AB (max); 0 failed" in proc.stdout
     )
+    # Each job left its translations of the fixed test images; the sheet: input A, ground truth
+    # B (the built-in test set is paired), then a row per cell (its seed 0).
+    assert f"contact sheet: {sweep / 'contact_AB.png'}" in proc.stdout
+    with Image.open(sweep / "contact_AB.png") as sheet:
+        assert sheet.height == 4 * (96 + 2)
+    info = json.loads((sweep / "0" / "contact" / "contact.json").read_text())
+    assert info == {
+        "step": 6,
+        "paired": True,
+        "n_images": 2,
+        "image_size": [32, 32],
+        "files": ["fake_A.png", "fake_B.png", "real_A.png", "real_B.png"],
+    }
 
     # W&B: four distinct runs in one group named after the sweep, each named by its overrides.
     group = sweep_group(sweep)
@@ -423,3 +436,58 @@ def test_unknown_grid_names_the_known_ones(capsys) -> None:
 def test_collect_of_an_empty_directory_is_an_error(tmp_path: Path, capsys) -> None:
     assert main(["--collect", str(tmp_path)], root=ROOT) == 2
     assert "no jobs in" in capsys.readouterr().err
+
+
+def make_unpaired_folder(root: Path, n_train: int = 4, n_test: int = 3) -> None:
+    """trainA/B and testA/B of random 40 x 36 RGB images: a user's own unpaired dataset."""
+    rng = np.random.default_rng(0)
+    for split, n in (
+        ("trainA", n_train),
+        ("trainB", n_train),
+        ("testA", n_test),
+        ("testB", n_test),
+    ):
+        (root / split).mkdir(parents=True)
+        for i in range(n):
+            pixels = rng.integers(0, 256, (36, 40, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / split / f"{i}.png")
+
+
+@pytest.mark.slow  # ~25 s: two training jobs in a multirun
+def test_unpaired_folder_sweep_is_ranked_by_kid(tmp_path: Path) -> None:
+    data = tmp_path / "mine"
+    make_unpaired_folder(data)
+    sweep = tmp_path / "sweep"
+    proc = run_sweep(
+        [
+            "lr_grid",
+            "optim.lr=1e-4,4e-4",
+            *[o for o in TINY if not o.startswith("dataset.")],
+            "dataset=folder",
+            f"dataset.root={data}",
+            "dataset.img_size=32",
+            "trainer.sample_every=0",
+            "logger=file",
+            # Instead of Inception (no weights, no download); KID is on by default here.
+            "trainer.feature_extractor={_target_:tests.extractors.ColourFeatures}",
+            f"hydra.sweep.dir={sweep}",
+        ],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "ranked by eval/kid_AB (min); 0 failed" in proc.stdout
+    jobs = job_rows(read_csv(sweep / "comparison.csv"))
+    kid = [float(r["eval/kid_AB (min)"]) for r in jobs]
+    assert [r["rank"] for r in jobs] == ["1", "2"] and kid == sorted(kid)  # lower is better
+    for row in jobs:
+        summary = json.loads((sweep / row["jobs"] / "summary.json").read_text())
+        assert summary["optimized_metric"] == "eval/kid_AB" and summary["optimized_mode"] == "min"
+        assert float(row["eval/kid_AB (min)"]) == pytest.approx(summary["eval/kid_AB"])
+        assert "eval/fid_AB" in summary and "eval/psnr_AB" not in summary  # no ground truth
+        assert (sweep / row["jobs"] / "checkpoints" / "best.pt").is_file()  # best by KID
+    # The contact sheet: the inputs, then one row per job (no ground-truth row: unpaired).
+    assert f"contact sheet: {sweep / 'contact_AB.png'}" in proc.stdout
+    info = json.loads((sweep / "0" / "contact" / "contact.json").read_text())
+    assert info["paired"] is False and info["n_images"] == 2 and info["step"] == 6
+    with Image.open(sweep / "contact_AB.png") as sheet:
+        assert sheet.height == 3 * (96 + 2)

@@ -69,6 +69,13 @@ def test_offline_run_holds_config_scalars_images_and_summary(
     with Image.open(path / "files" / images[-1]["samples.path"]) as grid:
         assert grid.size == (2 + 2 * 34, 2 + 4 * 34)
 
+    # The fixed test images as tables at the evaluation (the end): per image input, translation,
+    # reconstruction, ground truth and its PSNR/SSIM, in both directions.
+    tables = [h for h in wb.history if h.get("fixed_images/AB._type") == "table-file"]
+    assert [h["_step"] for h in tables] == [6]
+    assert (tables[0]["fixed_images/AB.nrows"], tables[0]["fixed_images/AB.ncols"]) == (2, 8)
+    assert tables[0]["fixed_images/BA._type"] == "table-file"
+
     # Evaluation metrics with their best value, and the rest of summary.json as the summary.
     s = wb.summary["summary"]
     assert (
@@ -79,7 +86,11 @@ def test_offline_run_holds_config_scalars_images_and_summary(
     assert wb.summary["state"] == "finished" and wb.summary["exit_code"] == 0
 
     # The final checkpoint as a model artifact, and the upload command in the log.
-    [artifact] = [r["artifact"] for r in wb.records if r["type"] == "artifact"]
+    [artifact] = [
+        r["artifact"]
+        for r in wb.records
+        if r["type"] == "artifact" and r["artifact"]["type"] == "model"
+    ]
     [entry] = artifact["manifest"]["contents"]
     assert artifact["type"] == "model" and entry["path"] == "last.pt"
     assert int(entry["size"]) == (run_dir / "checkpoints" / "last.pt").stat().st_size
