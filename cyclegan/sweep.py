@@ -23,7 +23,6 @@ module runs the grid and writes the tables.
 from __future__ import annotations
 
 import argparse
-import csv
 import math
 import shlex
 import subprocess
@@ -33,7 +32,6 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from cyclegan.aggregate import Stat
 from cyclegan.plugins import experiment_settings, missing_plugin_message
 from cyclegan.preflight import RankingUnavailable, check_ranking
 from cyclegan.run_identity import claim_stamped_dir, sweep_group
@@ -45,156 +43,25 @@ from cyclegan.sweep_jobs import (
     collect_jobs,
     group_cells,
     is_seed_key,
-    metric_value,
     rank_cells,
     rank_jobs,
     ranking_rule,
 )
 from cyclegan.sweep_plots import plot_curves, plot_metric_vs, write_contact_sheet
+from cyclegan.sweep_tables import (
+    cell_table,
+    csv_table,
+    format_markdown,
+    format_table,
+    has_spread,
+    job_table,
+    shown_columns,
+    write_csv,
+)
 
 EXIT_JOB_FAILED = 1
 EXIT_USAGE = 2
 DEFAULT_PLOT = "train/loss_cycle"
-# Columns shown besides the ranked metric, when any job has them.
-COLUMNS = (
-    "eval/psnr_AB",
-    "eval/ssim_AB",
-    "eval/fid_AB",
-    "eval/kid_AB",
-    "final/train/loss_G",
-    "final/train/loss_cycle",
-    "final/train/loss_D",
-    "time/train_s",
-)
-
-
-# ---------------------------------------------------------------------------- the comparison
-
-
-def shown_columns(jobs: list[Job], metric: str) -> list[str]:
-    """COLUMNS that any job has, besides the ranked metric."""
-    return [c for c in COLUMNS if c != metric and any(metric_value(j, c) is not None for j in jobs)]
-
-
-def _seeds_text(seeds: list[int | None]) -> str:
-    return ",".join("-" if s is None else str(s) for s in seeds)
-
-
-def has_spread(cells: list[Cell], metric: str) -> bool:
-    """Whether any cell has the metric from two or more seeds (else "same as best?" says nothing)."""
-    return any((c.stats.get(metric) or Stat(0, None, 0)).n > 1 for c in cells)
-
-
-def cell_table(
-    cells: list[Cell], metric: str, mode: str, columns: list[str]
-) -> tuple[list[str], list[list[Any]]]:
-    """The ranked cell table for people: mean ± std strings, n, seeds, the "same as best?" mark
-    (only when some cell has more than one seed: with one seed per cell nothing can be said)."""
-    with_marks = has_spread(cells, metric)
-    header = ["rank", "overrides", f"{metric} ({mode})"]
-    header += ["same as best?"] if with_marks else []
-    header += ["n", "seeds", *columns, "jobs", "status"]
-    rows = []
-    for cell in cells:
-        stats = [cell.stats.get(k) for k in (metric, *columns)]
-        n = (cell.stats.get(metric) or Stat(0, None, 0)).n
-        row: list[Any] = [
-            cell.rank if cell.rank is not None else "-",
-            cell.label,
-            stats[0].format() if stats[0] else None,
-        ]
-        row += [cell.vs_best or None] if with_marks else []
-        row += [n, _seeds_text(cell.seeds), *(s.format() if s else None for s in stats[1:])]
-        row += [",".join(j.name for j in cell.jobs), cell.status()]
-        rows.append(row)
-    return header, rows
-
-
-def job_status(job: Job) -> str:
-    return "failed" + (f": {job.error}" if job.error else "") if job.failed else "ok"
-
-
-def job_table(
-    jobs: list[Job], metric: str, mode: str, columns: list[str]
-) -> tuple[list[str], list[list[Any]]]:
-    """The ranked job table: each job's own values."""
-    header = ["rank", "job", "overrides", "seed", f"{metric} ({mode})", *columns, "status"]
-    rows = [
-        [
-            job.rank if job.rank is not None else "-",
-            job.name,
-            job.cell,
-            job.seed,
-            *(metric_value(job, k) for k in (metric, *columns)),
-            job_status(job),
-        ]
-        for job in jobs
-    ]
-    return header, rows
-
-
-def csv_table(
-    cells: list[Cell], jobs: list[Job], metric: str, mode: str, columns: list[str]
-) -> tuple[list[str], list[list[Any]]]:
-    """comparison.csv: one row per cell (kind=cell: mean and std columns), then one per job
-    (kind=job: its own values, std empty), raw numbers for spreadsheets and scripts."""
-    keys = [metric, *columns]
-    header = ["kind", "rank", "overrides", "seeds", "n", "jobs"]
-    for i, key in enumerate(keys):
-        name = f"{key} ({mode})" if i == 0 else key
-        header += [name, f"{key} std"]
-    header += ["same as best?", "status"]
-    rows: list[list[Any]] = []
-    for cell in cells:
-        row: list[Any] = [
-            "cell",
-            cell.rank,
-            cell.label,
-            _seeds_text(cell.seeds),
-            (cell.stats.get(metric) or Stat(0, None, 0)).n,
-            " ".join(j.name for j in cell.jobs),
-        ]
-        for key in keys:
-            stat = cell.stats.get(key)
-            row += [stat.mean, stat.std] if stat else [None, None]
-        rows.append([*row, cell.vs_best or None, cell.status()])
-    for job in jobs:
-        row = ["job", job.rank, job.cell, job.seed, 0 if job.failed else 1, job.name]
-        for key in keys:
-            row += [metric_value(job, key), None]
-        rows.append([*row, None, job_status(job)])
-    return header, rows
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def format_table(header: list[str], rows: list[list[Any]]) -> str:
-    cells = [header, *([_cell(v) for v in row] for row in rows)]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def format_markdown(header: list[str], rows: list[list[Any]]) -> str:
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
-
-    body = [line([_cell(v) for v in row]) for row in rows]
-    return "\n".join([line(header), line(["---"] * len(header)), *body]) + "\n"
-
-
-def write_csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(header)
-        writer.writerows([["" if v is None else v for v in row] for row in rows])
 
 
 def wandb_summary(jobs: list[Job], sweep_dirs: list[Path]) -> list[str]:
@@ -240,25 +107,16 @@ def report(
     dirs = [sweep_dirs] if isinstance(sweep_dirs, Path) else list(sweep_dirs)
     if not dirs:
         raise SweepError("no sweep directory given")
-    if out_dir is None:
-        if len(dirs) > 1:
-            raise SweepError(
-                "comparing several sweeps: say where the comparison goes with --out DIR"
-            )
-        out_dir = dirs[0]
+    if out_dir is None and len(dirs) > 1:
+        raise SweepError("comparing several sweeps: say where the comparison goes with --out DIR")
+    out_dir = out_dir or dirs[0]
     out_dir.mkdir(parents=True, exist_ok=True)
     jobs = collect_jobs(dirs)
     metric, mode = ranking_rule(jobs, metric, mode)
     columns = shown_columns(jobs, metric)
     ranked_jobs = rank_jobs(jobs, metric, mode)
     cells = rank_cells(group_cells(jobs, [metric, *columns]), metric, mode)
-
-    header, rows = cell_table(cells, metric, mode, columns)
-    csv_header, csv_rows = csv_table(cells, ranked_jobs, metric, mode, columns)
-    write_csv(out_dir / "comparison.csv", csv_header, csv_rows)
-    markdown = "## Cells\n\n" + format_markdown(header, rows)
-    markdown += "\n## Jobs\n\n" + format_markdown(*job_table(ranked_jobs, metric, mode, columns))
-    (out_dir / "comparison.md").write_text(markdown)
+    header, rows = write_tables(cells, ranked_jobs, metric, mode, columns, out_dir)
 
     failed = sum(j.failed for j in jobs)
     where = dirs[0] if len(dirs) == 1 else f"{len(dirs)} sweeps"
@@ -267,29 +125,50 @@ def report(
         f"{failed} failed\n"
     )
     print(format_table(header, rows))
-    if has_spread(cells, metric):
-        print(
-            "\nsame as best?: yes = cannot be told apart from the best at this n (mean ± 2 "
-            "standard errors overlap), no = worse beyond that"
-            + (
-                "; ? = one seed, no spread to judge by"
-                if any(c.vs_best == "?" for c in cells)
-                else ""
-            )
-        )
-    if not any(c.rank for c in cells):
-        print("\n" + _missing_metric_line(jobs, metric))
-    print(
-        f"\nwritten: {out_dir / 'comparison.csv'} (a row per cell and per job), {out_dir / 'comparison.md'}"
-    )
+    for line in _notes(cells, jobs, metric):
+        print(line)
+    print(f"\nwritten: {out_dir / 'comparison.csv'} (a row per cell and per job), {out_dir / 'comparison.md'}")  # fmt: skip
     _pictures(cells, ranked_jobs, metric, mode, plot, out_dir, x_key)
-    optuna = [d / "optimization_results.yaml" for d in dirs]
-    for path in (p for p in optuna if p.is_file()):
-        best = OmegaConf.load(path)
-        print(f"Optuna best: {best.get('best_value')} with {dict(best.get('best_params', {}))}")
-    for line in wandb_summary(jobs, dirs):
+    for line in _optuna_lines(dirs) + wandb_summary(jobs, dirs):
         print(line)
     return EXIT_JOB_FAILED if failed else 0
+
+
+def write_tables(
+    cells: list[Cell], jobs: list[Job], metric: str, mode: str, columns: list[str], out_dir: Path
+) -> tuple[list[str], list[list[Any]]]:
+    """comparison.csv (cells and jobs) and comparison.md; returns the cell table to print."""
+    header, rows = cell_table(cells, metric, mode, columns)
+    write_csv(out_dir / "comparison.csv", *csv_table(cells, jobs, metric, mode, columns))
+    markdown = "## Cells\n\n" + format_markdown(header, rows)
+    markdown += "\n## Jobs\n\n" + format_markdown(*job_table(jobs, metric, mode, columns))
+    (out_dir / "comparison.md").write_text(markdown)
+    return header, rows
+
+
+def _notes(cells: list[Cell], jobs: list[Job], metric: str) -> list[str]:
+    """What the "same as best?" column means (when shown), or why nothing is ranked."""
+    notes = []
+    if has_spread(cells, metric):
+        unknown = any(c.vs_best == "?" for c in cells)
+        notes.append(
+            "\nsame as best?: yes = cannot be told apart from the best at this n (mean ± 2 "
+            "standard errors overlap), no = worse beyond that"
+            + ("; ? = one seed, no spread to judge by" if unknown else "")
+        )
+    if not any(c.rank for c in cells):
+        notes.append("\n" + _missing_metric_line(jobs, metric))
+    return notes
+
+
+def _optuna_lines(dirs: list[Path]) -> list[str]:
+    lines = []
+    for path in (d / "optimization_results.yaml" for d in dirs):
+        if path.is_file():
+            best = OmegaConf.load(path)
+            params = dict(best.get("best_params", {}))
+            lines.append(f"Optuna best: {best.get('best_value')} with {params}")
+    return lines
 
 
 def _pictures(
@@ -445,52 +324,60 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str], root: Path) -> int:
     """sweep.py's command line; `root` holds train.py and experiments/. Returns the exit status."""
     args = parse_args(argv)
-    experiments_dir = root / "experiments"
     try:
         if args.list:
-            list_grids(experiments_dir)
+            list_grids(root / "experiments")
             return 0
         if args.collect is not None:
-            if args.seeds is not None:
-                raise SweepError("--seeds runs a grid; --collect only compares finished ones")
-            out = args.out
-            if out is None and len(args.collect) > 1:
-                out = claim_stamped_dir(Path("multirun") / "collected")
-            return report(args.collect, args.metric, args.mode, args.plot, out, args.x)
-        if args.name is None:
-            raise SweepError(
-                "give a grid name (python sweep.py --list shows them) or --collect DIR"
-            )
-        grid = grid_path(experiments_dir, args.name)
-        if not grid.is_file():
-            known = ", ".join(grid_names(experiments_dir))
-            raise SweepError(
-                f"no grid '{args.name}' in {experiments_dir / 'sweeps'}; use one of: {known}"
-            )
-        overrides = list(args.overrides)
-        if args.seeds is not None:
-            overrides.append(seed_override(parse_seeds(args.seeds), grid, overrides))
-        message = missing_plugin_message(
-            [f"+experiment/sweeps={args.name}", *overrides], experiments_dir
-        )
-        if message is not None:
-            raise SweepError(message)
-        try:  # a sweep whose jobs would not report the ranked metric does not start
-            check_ranking(root / "conf", args.name, overrides, args.metric)
-        except RankingUnavailable as exc:
-            raise SweepError(str(exc)) from None
-        given = [o.partition("=")[2] for o in overrides if o.startswith("hydra.sweep.dir=")]
-        # A fresh directory even when another sweep starts in the same second.
-        sweep_dir = Path(given[-1]) if given else claim_stamped_dir(Path("multirun") / args.name)
-        status = run_grid(root / "train.py", args.name, overrides, sweep_dir)
-        if not sweep_dir.is_dir() or not any(sweep_dir.glob("*/.hydra")):
-            raise SweepError(
-                f"the multirun started no job (exit status {status}); see its output above"
-            )
-        return max(
-            report(sweep_dir, args.metric, args.mode, args.plot, None, args.x),
-            EXIT_JOB_FAILED if status else 0,
-        )
+            return collect(args)
+        return run_and_report(args, root)
     except SweepError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def collect(args: argparse.Namespace) -> int:
+    """--collect DIR [DIR ...]: compare finished multiruns (several: into --out or a new folder)."""
+    if args.seeds is not None:
+        raise SweepError("--seeds runs a grid; --collect only compares finished ones")
+    out = args.out
+    if out is None and len(args.collect) > 1:
+        out = claim_stamped_dir(Path("multirun") / "collected")
+    return report(args.collect, args.metric, args.mode, args.plot, out, args.x)
+
+
+def checked_overrides(args: argparse.Namespace, root: Path) -> list[str]:
+    """The grid's overrides (with --seeds' seed=...), refused before any work when the grid is
+    unknown, a plugin is missing or the jobs would not report the ranked metric."""
+    experiments_dir = root / "experiments"
+    if args.name is None:
+        raise SweepError("give a grid name (python sweep.py --list shows them) or --collect DIR")
+    grid = grid_path(experiments_dir, args.name)
+    if not grid.is_file():
+        known = ", ".join(grid_names(experiments_dir))
+        raise SweepError(f"no grid '{args.name}' in {experiments_dir / 'sweeps'}; use one of: {known}")  # fmt: skip
+    overrides = list(args.overrides)
+    if args.seeds is not None:
+        overrides.append(seed_override(parse_seeds(args.seeds), grid, overrides))
+    grid_override = f"+experiment/sweeps={args.name}"
+    message = missing_plugin_message([grid_override, *overrides], experiments_dir)
+    if message is not None:
+        raise SweepError(message)
+    try:  # a sweep whose jobs would not report the ranked metric does not start
+        check_ranking(root / "conf", args.name, overrides, args.metric)
+    except RankingUnavailable as exc:
+        raise SweepError(str(exc)) from None
+    return overrides
+
+
+def run_and_report(args: argparse.Namespace, root: Path) -> int:
+    """Run the grid as one multirun, then compare its jobs; 1 when a job (or the run) failed."""
+    overrides = checked_overrides(args, root)
+    given = [o.partition("=")[2] for o in overrides if o.startswith("hydra.sweep.dir=")]
+    # A fresh directory even when another sweep starts in the same second.
+    sweep_dir = Path(given[-1]) if given else claim_stamped_dir(Path("multirun") / args.name)
+    status = run_grid(root / "train.py", args.name, overrides, sweep_dir)
+    if not sweep_dir.is_dir() or not any(sweep_dir.glob("*/.hydra")):
+        raise SweepError(f"the multirun started no job (exit status {status}); see its output above")  # fmt: skip
+    compared = report(sweep_dir, args.metric, args.mode, args.plot, None, args.x)
+    return max(compared, EXIT_JOB_FAILED if status else 0)

@@ -87,6 +87,29 @@ def choose_x(cells: list[Cell], x_key: str | None) -> str | None:
     return max(candidates, key=lambda k: len({p.get(k) for p in parsed}))
 
 
+def _lines(cells: list[Cell], x: str, metric: str) -> dict[str, list[tuple[str, Stat]]]:
+    """(x value, stat) points per setting of the swept keys other than `x`."""
+    lines: dict[str, list[tuple[str, Stat]]] = {}
+    for cell in cells:
+        parsed = _parse_label(cell.label)
+        rest = " ".join(f"{k}={v}" for k, v in parsed.items() if k != x) or "all"
+        lines.setdefault(rest, []).append((parsed.get(x, "-"), cell.stats[metric]))  # type: ignore[arg-type]
+    return lines
+
+
+def _positions(values: list[str], order: list[str], dodge: float) -> tuple[list[float], bool]:
+    """x positions of `values`, shifted by `dodge` (a fraction of the axis) so that the lines'
+    error bars do not hide each other; and whether the axis is logarithmic (numeric values
+    spanning 20x or more, e.g. learning rates). Non-numeric values are placed 0, 1, 2, ..."""
+    nums = [_number(v) for v in order]
+    if any(n is None for n in nums):
+        return [order.index(v) + dodge * len(order) for v in values], False
+    lo, hi = min(nums), max(nums)  # type: ignore[type-var]
+    if lo > 0 and hi / lo >= 20:  # type: ignore[operator]
+        return [_number(v) * 10 ** (dodge * math.log10(hi / lo)) for v in values], True  # type: ignore[operator]
+    return [_number(v) + dodge * (hi - lo) for v in values], False  # type: ignore[operator]
+
+
 def plot_metric_vs(
     cells: list[Cell], metric: str, mode: str, x_key: str | None, out_dir: Path
 ) -> Path | None:
@@ -96,39 +119,25 @@ def plot_metric_vs(
     x = choose_x(scored, x_key) if len(scored) > 1 else None
     if x is None:
         return None
-    lines: dict[str, list[tuple[str, Stat]]] = {}
-    for cell in scored:
-        parsed = _parse_label(cell.label)
-        rest = " ".join(f"{k}={v}" for k, v in parsed.items() if k != x) or "all"
-        lines.setdefault(rest, []).append((parsed.get(x, "-"), cell.stats[metric]))  # type: ignore[arg-type]
+    lines = _lines(scored, x, metric)
     values = {v for points in lines.values() for v, _ in points}
     numeric = all(_number(v) is not None for v in values)
     order = sorted(values, key=lambda v: _number(v) if numeric else v)  # type: ignore[return-value]
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    nums = [_number(v) for v in order] if numeric else []
-    log_x = numeric and min(nums) > 0 and max(nums) / min(nums) >= 20  # type: ignore[type-var,operator]
+    log_x = False
     for i, rest in enumerate(sorted(lines)):
         points = sorted(lines[rest], key=lambda p: order.index(p[0]))
-        # Lines side by side around each value (a few % of the axis), so error bars do not hide
-        # each other; the ticks stay at the swept values.
         dodge = (i - (len(lines) - 1) / 2) * 0.015
-        if numeric and log_x:
-            xs = [_number(v) * 10 ** (dodge * math.log10(max(nums) / min(nums))) for v, _ in points]  # type: ignore[operator,type-var]
-        elif numeric:
-            xs = [_number(v) + dodge * (max(nums) - min(nums)) for v, _ in points]  # type: ignore[operator,type-var]
-        else:
-            xs = [order.index(v) + dodge * len(order) for v, _ in points]
-        ys = [s.mean for _, s in points]
+        xs, log_x = _positions([v for v, _ in points], order, dodge)
         errs = [s.std or 0.0 for _, s in points]
-        ax.errorbar(xs, ys, yerr=errs, marker="o", capsize=4, label=rest)
+        ax.errorbar(xs, [s.mean for _, s in points], yerr=errs, marker="o", capsize=4, label=rest)
     if log_x:
-        ax.set_xscale("log")  # e.g. learning rates
-    ax.set_xticks(nums if numeric else range(len(order)), order)
+        ax.set_xscale("log")
+    ax.set_xticks([_number(v) for v in order] if numeric else range(len(order)), order)  # type: ignore[arg-type]
     ax.minorticks_off()
     seeds = sorted({s.n for points in lines.values() for _, s in points})
-    ax.set_xlabel(x)
-    ax.set_ylabel(f"{metric} ({'higher' if mode == 'max' else 'lower'} is better)")
+    ax.set(xlabel=x, ylabel=f"{metric} ({'higher' if mode == 'max' else 'lower'} is better)")
     ax.set_title(f"{metric}: mean ± std over seeds (n = {','.join(map(str, seeds))} per point)")
     ax.grid(alpha=0.3)
     if len(lines) > 1:  # one line per setting of the other swept keys

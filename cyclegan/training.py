@@ -67,18 +67,7 @@ def _train(cfg: DictConfig, strategy: SingleProcess, device: torch.device) -> fl
     )
     method = build_method(cfg, device, strategy)
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[assignment]
-    # Rank 0 alone logs. Partial, so the resolved config reaches the logger as a plain dict (W&B
-    # stores it), not as a node that instantiate would walk into.
-    # A training continuing from a checkpoint continues its logger's run too (one W&B run).
-    resuming = find_resume_checkpoint(cfg.resume, run_dir / "checkpoints") is not None
-    logger = (
-        strategy.on_main(
-            lambda: instantiate(cfg.logger, _partial_=True)(
-                run_dir=run_dir, config=resolved, resume=resuming
-            )
-        )
-        or NullLogger()
-    )
+    logger = strategy.on_main(lambda: build_logger(cfg, run_dir, resolved)) or NullLogger()
     status = "failed"
     try:  # from here on the logger is always finished, with the run's real status
         loop = TrainingLoop(
@@ -119,6 +108,15 @@ def build_evaluation(
         instantiate(extractor) if extractor is not None else None,
     )  # fmt: skip
     return evaluator, samples
+
+
+def build_logger(cfg: DictConfig, run_dir: Path, resolved: dict[str, Any]) -> Any:
+    """The logger (rank 0 alone logs). Partial, so the resolved config reaches it as a plain dict
+    (W&B stores it), not as a node that instantiate would walk into. A training that continues
+    from a checkpoint continues its logger's run too (one W&B run per training)."""
+    resuming = find_resume_checkpoint(cfg.resume, run_dir / "checkpoints") is not None
+    make = instantiate(cfg.logger, _partial_=True)
+    return make(run_dir=run_dir, config=resolved, resume=resuming)
 
 
 def build_method(cfg: DictConfig, device: torch.device, strategy: SingleProcess) -> TrainingMethod:

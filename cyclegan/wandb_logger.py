@@ -83,12 +83,10 @@ class WandbLogger:
         tags: list[str] | None = None,
         notes: str | None = None,
         log_model: bool = False,
-        resume: bool | None = None,
+        resume: bool = False,
     ) -> None:
-        """`resume`: whether this training continues from a checkpoint of this run directory (then
-        the W&B run of `wandb_run.json` continues too). None: taken from the run's config
-        (`resume` set: auto or a checkpoint). The training loop should pass it explicitly, as
-        whether a checkpoint was found."""
+        """`resume`: this training continues from a checkpoint (the builder says so), so the W&B
+        run recorded in `wandb_run.json`, if any, continues too."""
         if mode not in MODES:
             raise ConfigError(f"logger.mode={mode}: use offline, online or disabled")
         self.run_dir = Path(run_dir)
@@ -97,8 +95,6 @@ class WandbLogger:
         self.log_model = log_model
         self._run: Any = None
         self._logged: set[str] = set()  # keys with a history; their summary is W&B's own
-        if resume is None:
-            resume = bool((config or {}).get("resume"))
         previous = read_run_file(self.run_dir) if resume else None
         # Steps up to here reached W&B before the resume; they are not sent again.
         self.resumed_step: int = int(previous.get("last_step", 0)) if previous else 0
@@ -106,18 +102,22 @@ class WandbLogger:
         if mode == "disabled":
             return
         identity = hydra_identity()
+        self._open(
+            previous,
+            config=config,
+            project=project,
+            entity=entity,
+            name=(name or identity.name or self.run_dir.name)[:128],  # keep it readable
+            group=group or identity.group,
+            job_type=job_type or identity.job_type or "train",
+            tags=[*(tags or []), *identity.tags],
+            notes=notes,
+        )
+
+    def _open(self, previous: dict[str, Any] | None, **init: Any) -> None:
+        """Start (or continue) the W&B run and record its id; on failure warn, files only."""
         try:
-            self._run = self._start(
-                run_id=previous["id"] if previous else None,
-                config=config,
-                project=project,
-                entity=entity,
-                name=(name or identity.name or self.run_dir.name)[:128],  # keep it readable
-                group=group or identity.group,
-                job_type=job_type or identity.job_type or "train",
-                tags=[*(tags or []), *identity.tags],
-                notes=notes,
-            )
+            self._run = self._start(run_id=previous["id"] if previous else None, **init)
         except Exception as exc:  # no wandb, no network, bad key: the file still gets everything
             log.warning(
                 "W&B could not start (%s: %s); logging to %s only",
@@ -125,11 +125,10 @@ class WandbLogger:
                 exc,
                 self.files.path,
             )
-
-        if self._run is not None:
-            if previous:
-                log.info("W&B: continuing run %s after step %d", self._run.id, self.resumed_step)
-            write_run_file(self.run_dir, self._run.id, self._last_step)
+            return
+        if previous:
+            log.info("W&B: continuing run %s after step %d", self._run.id, self.resumed_step)
+        write_run_file(self.run_dir, self._run.id, self._last_step)
 
     def _start(self, run_id: str | None, **kwargs: Any) -> Any:
         import wandb
