@@ -106,7 +106,8 @@ def write_fixed_translations(
         raise ValueError(
             f"real_A must be a non-empty (N, C, H, W) batch, got {tuple(real_A.shape)}"
         )
-    if paired and real_A.shape != real_B.shape:
+    # Paired: image for image, same size (the domains may differ in channels: grayscale A).
+    if paired and (real_A.shape[0], *real_A.shape[2:]) != (real_B.shape[0], *real_B.shape[2:]):
         raise ValueError(
             f"paired fixed images differ in shape: {tuple(real_A.shape)} vs {tuple(real_B.shape)}"
         )
@@ -244,9 +245,12 @@ def fixed_image_table(
     from cyclegan.evaluation.paired import psnr, ssim
 
     n = real.shape[0]
-    for name, x in (("fake", fake), ("reconstruction", reconstruction), ("target", target)):
-        if x is not None and x.shape != real.shape:
-            raise ValueError(f"{name} has shape {tuple(x.shape)}, expected {tuple(real.shape)}")
+    # The translation and the ground truth are of the other domain, whose channel count may differ.
+    if fake.shape[0] != n:
+        raise ValueError(f"fake has {fake.shape[0]} images, real has {n}")
+    for name, x, like in (("reconstruction", reconstruction, real), ("target", target, fake)):
+        if x is not None and x.shape != like.shape:
+            raise ValueError(f"{name} has shape {tuple(x.shape)}, expected {tuple(like.shape)}")
 
     def unit(x: torch.Tensor) -> torch.Tensor:
         return to_image_range(x.detach().float().cpu())

@@ -100,7 +100,10 @@ def build_evaluation(
     n = cfg.trainer.n_samples
     fid = fid_enabled(cfg.trainer.eval_fid, spec.paired_test)
     scored = spec.paired_test or fid  # else the samples are all it needs
-    test = load_test_images(root, spec.img_size, spec.paired_test, None if scored else n)
+    limit = None if scored else n
+    test = load_test_images(
+        root, spec.preprocessing(), spec.paired_test, limit, spec.channels_A, spec.channels_B
+    )
     samples = {"A": test.A[:n], "B": test.B[:n]}
     extractor = cfg.trainer.feature_extractor
     evaluator = build_evaluator(

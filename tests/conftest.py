@@ -49,6 +49,22 @@ def _wandb_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WANDB_MODE", "disabled")
 
 
+@pytest.fixture(autouse=True)
+def _no_inception_download(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test downloads the Inception weights: FID/KID are on by default for datasets without
+    ground truth, so a test training on one would otherwise fetch 100 MB (offline: it warns and
+    goes on without FID/KID, as a user's run would). Tests inject a small feature network."""
+    try:
+        from torch_fidelity import feature_extractor_inceptionv3 as fidelity
+    except ImportError:
+        return
+
+    def refuse(url: str, *args: object, **kwargs: object) -> None:
+        raise OSError(f"tests do not download ({url})")
+
+    monkeypatch.setattr(fidelity, "load_state_dict_from_url", refuse)
+
+
 @pytest.fixture
 def compose_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
     """compose_cfg(*overrides) -> the composed config, with data and outputs under tmp_path."""

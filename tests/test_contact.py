@@ -155,6 +155,13 @@ def test_fixed_image_table_scores_each_image() -> None:
     columns, rows = fixed_image_table(real, fake, None, target)  # a one-way method
     assert columns == ["index", "input", "translation", "ground truth", "psnr", "ssim"]
     assert rows[0][4] == pytest.approx(120.0)
+    # A grayscale domain A translated to RGB B: shown as RGB, scored against the RGB truth.
+    gray = real[:, :1]
+    columns, rows = fixed_image_table(gray, fake, gray.clone(), target)
+    assert rows[0][1].shape == (16, 16, 3) and (rows[0][1][..., 0] == rows[0][1][..., 2]).all()
+    assert rows[0][6] == pytest.approx(120.0)
+    with pytest.raises(ValueError, match=r"target has shape \(3, 3, 8, 8\), expected"):
+        fixed_image_table(real, fake, rec, images(n=3, size=8))
 
 
 def test_log_fixed_image_tables_both_directions() -> None:

@@ -393,3 +393,31 @@ def test_log_table_of_the_fixed_test_images(tmp_path: Path, monkeypatch) -> None
     psnr, ssim = columns.index("psnr"), columns.index("ssim")
     assert table["data"][0][psnr] == pytest.approx(120.0) and table["data"][0][ssim] == 1.0
     assert table["data"][1][psnr] == pytest.approx(rows[1][psnr]) and rows[1][psnr] < 20
+
+
+def test_file_and_none_loggers_never_import_wandb(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from hydra import compose, initialize_config_dir\n"
+        "from cyclegan.config import register_configs\n"
+        "from cyclegan.training import train\n"
+        "register_configs()\n"
+        "with initialize_config_dir(config_dir=sys.argv[1], version_base='1.3'):\n"
+        "    for logger in ('file', 'none'):\n"
+        "        cfg = compose(config_name='config', overrides=[*sys.argv[3:], f'logger={logger}',\n"
+        "            f'paths.data_dir={sys.argv[2]}/data', f'paths.output_dir={sys.argv[2]}/{logger}'])\n"
+        "        train(cfg)\n"
+        "print('wandb' in sys.modules)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(CONF), str(tmp_path), *TINY],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "WANDB_MODE": "offline"},  # what would make the wandb logger log
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip().splitlines()[-1] == "False"
+    assert (tmp_path / "file" / "metrics.jsonl").is_file()
+    assert not (tmp_path / "none" / "metrics.jsonl").exists()
+    assert (tmp_path / "none" / "summary.json").is_file()
