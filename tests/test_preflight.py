@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,10 @@ from cyclegan.preflight import (
     metric_problem,
 )
 from cyclegan.sweep import main
+from cyclegan.training import train
 
-from .conftest import CONF, ROOT
+from .conftest import CONF, ROOT, TINY
+from .test_sweep import make_unpaired_folder
 
 
 def no_inception() -> str:
@@ -130,3 +133,24 @@ def test_sweep_that_would_rank_nothing_does_not_start(
     err = capsys.readouterr().err
     assert err.startswith(message) and err.count("\n") == 1
     assert not (tmp_path / "multirun").exists()  # nothing started, no directory made
+
+
+def test_a_run_without_inception_says_so_before_training(
+    compose_cfg, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Offline on an unpaired dataset (KID by default): one line before the first step names
+    the key and the cache path; the run goes on and returns None (conftest: no download)."""
+    caplog.set_level(logging.INFO)
+    make_unpaired_folder(tmp_path / "mine")
+    own = [o for o in TINY if not o.startswith("dataset.")]
+    cfg = compose_cfg(*own, "dataset=folder", f"dataset.root={tmp_path / 'mine'}", "logger=file")
+    assert (cfg.optimized_metric, cfg.optimized_mode) == ("eval/kid_AB", "min")
+    assert train(cfg) is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    before = next(i for i, r in enumerate(caplog.records) if "steps/epoch" in r.getMessage())
+    inception = [i for i, r in enumerate(caplog.records) if "Inception weights" in r.getMessage()]
+    assert inception and inception[0] < before  # said before training started
+    line = caplog.records[inception[0]].getMessage()
+    assert "\n" not in line and "trainer.inception_weights=" in line
+    assert str(distribution.inception_cache_path()) in line
+    assert any("'eval/kid_AB' is not in the summary" in w for w in warnings)

@@ -102,7 +102,12 @@ def build_evaluator(
         try:
             extractor = load_inception(inception_weights)
         except InceptionUnavailableError as exc:
-            log.warning("%s; continuing without FID/KID", exc)
+            # Before training: the run goes on (its samples, paired metrics); say which key to set.
+            log.warning(
+                "%s; continuing without FID/KID (in a training config the key is "
+                "trainer.inception_weights=)",
+                exc,
+            )
             return paired
     if 1 in (test.A.shape[1], test.B.shape[1]):
         log.info(GRAYSCALE_NOTE)
