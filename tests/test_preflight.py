@@ -135,6 +135,7 @@ def test_sweep_that_would_rank_nothing_does_not_start(
     assert not (tmp_path / "multirun").exists()  # nothing started, no directory made
 
 
+@pytest.mark.slow  # ~14 s: building the Inception network before its weights are refused
 def test_a_run_without_inception_says_so_before_training(
     compose_cfg, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
