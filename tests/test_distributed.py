@@ -299,6 +299,7 @@ def test_ddp_run_writes_outputs_on_rank_0_only(ddp_run: Path) -> None:
     assert names == [
         ".hydra",
         "checkpoints",
+        "contact",  # the fixed test images' translations, for sweep contact sheets
         "metrics.jsonl",
         "samples",
         "summary.json",
