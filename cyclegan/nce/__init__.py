@@ -1,0 +1,1 @@
+"""Contrastive (PatchNCE) learning parts of CUT/FastCUT: feature taps, patch sampler, loss."""
