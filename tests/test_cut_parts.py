@@ -23,10 +23,13 @@ from cyclegan.nce.feature_taps import (
     feature_channels,
 )
 from cyclegan.nce.objective import (
+    CUTGeneratorPass,
     CUTLossSettings,
+    adversarial_loss,
     discriminator_loss,
-    generator_loss,
-    translate,
+    generate_fakes,
+    generator_total,
+    layer_nce,
 )
 from cyclegan.nce.patch_sampler import PatchSampler, draw_patch_ids
 from cyclegan.nce.patchnce import patch_nce_loss
@@ -316,28 +319,22 @@ def test_cut_losses_end_to_end_from_stored_patch_ids(G, D, io, entry, zero_bias)
         num_patches=int(ref["num_patches"]),
     )
     assert settings == CUTLossSettings()  # the fixture ran the reference's CUT preset
-    sampler = _sampler(G, zero_bias)
+    g_pass = CUTGeneratorPass(G, _sampler(G, zero_bias), settings)
     G.train(), D.train()
+    stored_ids = {"NCE": ref["patch_ids_NCE"], "NCE_Y": ref["patch_ids_NCE_Y"]}
     with torch.no_grad():
-        fake_B, idt_B = translate(G, ref["real_A"], ref["real_B"], settings.nce_idt)
+        fake_B, idt_B, losses, ids = g_pass(ref["real_A"], ref["real_B"], patch_ids=stored_ids)
         torch.testing.assert_close(fake_B, ref["fake_B"], **TOL)
         torch.testing.assert_close(idt_B, ref["idt_B"], **TOL)
         torch.testing.assert_close(D(fake_B), ref["pred_fake"], **TOL)
         torch.testing.assert_close(D(ref["real_B"]), ref["pred_real"], **TOL)
-        losses = discriminator_loss(D, ref["real_B"], fake_B, settings.gan_mode)
-        stored_ids = {"NCE": ref["patch_ids_NCE"], "NCE_Y": ref["patch_ids_NCE_Y"]}
-        g_losses, ids = generator_loss(
-            G,
-            D,
-            sampler,
-            ref["real_A"],
-            ref["real_B"],
-            fake_B,
-            idt_B,
-            settings,
-            patch_ids=stored_ids,
+        losses.update(discriminator_loss(D, ref["real_B"], fake_B, settings.gan_mode))
+        losses["loss_G_GAN"] = settings.lambda_GAN * adversarial_loss(
+            D(fake_B), True, settings.gan_mode
         )
-    losses.update(g_losses)
+    losses["loss_G"] = generator_total(
+        losses["loss_G_GAN"], losses["loss_NCE"], losses["loss_NCE_Y"], settings
+    )
     for name in (
         "loss_D_fake",
         "loss_D_real",
@@ -348,10 +345,54 @@ def test_cut_losses_end_to_end_from_stored_patch_ids(G, D, io, entry, zero_bias)
         "loss_G",
     ):
         torch.testing.assert_close(losses[name], ref[name], **TOL, msg=name)
-    assert ids["NCE"] is not None and torch.equal(ids["NCE_Y"][2], ref["patch_ids_NCE_Y"][2])
+    assert all(a is b for a, b in zip(ids["NCE_Y"], ref["patch_ids_NCE_Y"], strict=True))
 
 
-def test_fastcut_preset_and_wiring(G, D, io) -> None:
+def test_generator_pass_draws_ids_in_reference_order(G, io) -> None:
+    ref = io["cut_losses"]
+    g_pass = CUTGeneratorPass(G, _sampler(G, zero_bias=True), CUTLossSettings(num_patches=16))
+    with torch.no_grad():
+        _, _, first, ids = g_pass(
+            ref["real_A"], ref["real_B"], rng=torch.Generator().manual_seed(3)
+        )
+        _, _, again, _ = g_pass(ref["real_A"], ref["real_B"], rng=torch.Generator().manual_seed(3))
+    rng = torch.Generator().manual_seed(3)
+    sizes = [(70, 70), (64, 64), (32, 32), (16, 16), (16, 16)]
+    nce_ids, nce_y_ids = draw_patch_ids(sizes, 16, rng), draw_patch_ids(sizes, 16, rng)
+    assert all(torch.equal(a, b) for a, b in zip(ids["NCE"], nce_ids, strict=True))
+    assert all(torch.equal(a, b) for a, b in zip(ids["NCE_Y"], nce_y_ids, strict=True))
+    assert first == again
+
+
+def test_keys_without_graph_give_the_reference_gradients(io) -> None:
+    # The pass encodes the source images under no_grad; the reference keeps their graph and
+    # detaches later. Gradients of G and F must be the same.
+    torch.manual_seed(0)
+    G = CUTResnetGenerator(ngf=4, n_blocks=2)
+    F = PatchSampler(G.feature_channels(LAYERS), nc=8)
+    settings = CUTLossSettings(num_patches=8)
+    real_A = io["cut_losses"]["real_A"][..., :32, :32]
+    real_B = io["cut_losses"]["real_B"][..., :32, :32]
+    g_pass = CUTGeneratorPass(G, F, settings)
+    _, _, nce, ids = g_pass(real_A, real_B, rng=torch.Generator().manual_seed(1))
+    (nce["loss_NCE"] + nce["loss_NCE_Y"]).backward()
+    ours = [p.grad.clone() for p in (*G.parameters(), *F.parameters())]
+    G.zero_grad(), F.zero_grad()
+    fake_B, idt_B = generate_fakes(G, real_A, real_B, nce_idt=True)
+    total = 0
+    for name, src, tgt in (("NCE", real_A, fake_B), ("NCE_Y", real_B, idt_B)):
+        loss, _ = layer_nce(
+            F, G.encode(tgt, LAYERS), G.encode(src, LAYERS), settings, patch_ids=ids[name]
+        )
+        total = total + loss
+    total.backward()
+    reference = [p.grad for p in (*G.parameters(), *F.parameters())]
+    assert all(g.abs().sum() > 0 for g in ours[-4:])  # F is trained by the NCE loss
+    for a, b in zip(ours, reference, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-7, rtol=1e-5)
+
+
+def test_fastcut_preset_flips_and_flips_the_queries_back(G, io) -> None:
     settings = CUTLossSettings.fastcut(num_patches=32)
     assert (settings.lambda_NCE, settings.nce_idt, settings.flip_equivariance) == (
         10.0,
@@ -360,39 +401,33 @@ def test_fastcut_preset_and_wiring(G, D, io) -> None:
     )
     real_A, real_B = io["cut_losses"]["real_A"], io["cut_losses"]["real_B"]
     sampler = _sampler(G, zero_bias=True)
+    g_pass = CUTGeneratorPass(G, sampler, settings)
+    one_setting = CUTLossSettings.fastcut(num_patches=32, lambda_NCE=1.0)
     with torch.no_grad():
-        fake_B, idt_B = translate(G, real_A, real_B, nce_idt=False, flipped=True)
+        fake_B, idt_B, nce, ids = g_pass(
+            real_A, real_B, flipped=True, rng=torch.Generator().manual_seed(0)
+        )
         torch.testing.assert_close(fake_B, G(torch.flip(real_A, [3])), atol=0, rtol=0)
-        losses, ids = generator_loss(
-            G,
-            D,
-            sampler,
-            real_A,
-            real_B,
-            fake_B,
-            idt_B,
-            settings,
-            rng=torch.Generator().manual_seed(0),
-            flipped=True,
-        )
-    assert idt_B is None and set(ids) == {"NCE"}
-    assert losses["loss_NCE_Y"] == 0
-    torch.testing.assert_close(losses["loss_G"], losses["loss_G_GAN"] + losses["loss_NCE"])
-    # lambda_NCE scales the NCE term linearly (same ids)
+        feat_q = G.encode(fake_B, LAYERS)
+        feat_k = G.encode(real_A, LAYERS)
+        flipped_back = [torch.flip(f, [3]) for f in feat_q]
+        back, _ = layer_nce(sampler, flipped_back, feat_k, settings, patch_ids=ids["NCE"])
+        unflipped, _ = layer_nce(sampler, feat_q, feat_k, settings, patch_ids=ids["NCE"])
+        one, _ = layer_nce(sampler, flipped_back, feat_k, one_setting, patch_ids=ids["NCE"])
+    assert idt_B is None and set(ids) == {"NCE"} and nce["loss_NCE_Y"] == 0
+    torch.testing.assert_close(nce["loss_NCE"], back, atol=1e-6, rtol=1e-6)
+    assert not torch.allclose(nce["loss_NCE"], unflipped)
+    torch.testing.assert_close(nce["loss_NCE"], 10 * one, atol=1e-5, rtol=1e-6)  # lambda_NCE = 10
+    total = generator_total(torch.tensor(0.5), nce["loss_NCE"], nce["loss_NCE_Y"], settings)
+    torch.testing.assert_close(total, 0.5 + nce["loss_NCE"])
+
+
+def test_no_sampler_when_lambda_nce_is_zero(G, io) -> None:
+    g_pass = CUTGeneratorPass(G, None, CUTLossSettings(lambda_NCE=0.0))
+    assert g_pass.F is None and not any(n.startswith("F.") for n, _ in g_pass.named_parameters())
     with torch.no_grad():
-        one, _ = generator_loss(
-            G,
-            D,
-            sampler,
-            real_A,
-            real_B,
-            fake_B,
-            None,
-            CUTLossSettings.fastcut(num_patches=32, lambda_NCE=1.0),
-            patch_ids=ids,
-            flipped=True,
-        )
-    torch.testing.assert_close(losses["loss_NCE"], 10 * one["loss_NCE"])
+        _, _, nce, ids = g_pass(io["cut_losses"]["real_A"], io["cut_losses"]["real_B"])
+    assert ids == {} and nce["loss_NCE"] == 0 and nce["loss_NCE_Y"] == 0
 
 
 # ------------------------------------------------------------------------ bad input

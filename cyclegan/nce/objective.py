@@ -15,8 +15,10 @@ image (queries). FastCUT's flip equivariance flips the whole input batch horizon
 probability 1/2 before G; the query features are flipped back so positions still correspond (the
 fake shown to D is not flipped back, as in the reference).
 
-The functions take the networks and typed settings; the method owns the optimizers and decides
-when D is stepped (the reference steps D, then computes the G loss against the updated D).
+A training step, in the reference's order: `CUTGeneratorPass` (fake_B, idt_B and the NCE terms,
+one call of one module: what DDP wraps), then D's update on `discriminator_loss`, then with D
+frozen loss_G_GAN = lambda_GAN * `adversarial_loss`(D(fake_B), real) against the updated D, and
+`generator_total`; one backward, then G's and F's optimizers step. The method owns the optimizers.
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ from torch import nn
 from torch.nn import functional as F
 
 from cyclegan.losses import GanMode
-from cyclegan.nce.feature_taps import CUT_NCE_LAYERS, NCEConfigError
+from cyclegan.nce.feature_taps import (
+    CUT_NCE_LAYERS,
+    NCEConfigError,
+    check_nce_layers,
+    tap_features,
+)
 from cyclegan.nce.patch_sampler import PatchSampler
 from cyclegan.nce.patchnce import patch_nce_loss
 
@@ -77,7 +84,7 @@ def adversarial_loss(
     return F.binary_cross_entropy_with_logits(prediction, target)
 
 
-def translate(
+def generate_fakes(
     generator: nn.Module,
     real_A: torch.Tensor,
     real_B: torch.Tensor,
@@ -110,81 +117,103 @@ def discriminator_loss(
     }
 
 
-def nce_loss(
-    generator: nn.Module,
+def layer_nce(
     sampler: PatchSampler,
-    src: torch.Tensor,
-    tgt: torch.Tensor,
+    feat_q: Sequence[torch.Tensor],
+    feat_k: Sequence[torch.Tensor],
     settings: CUTLossSettings,
     rng: torch.Generator | None = None,
     patch_ids: Sequence[torch.Tensor] | None = None,
-    flipped: bool = False,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """NCE(src, tgt) (module docstring) and the patch ids used; ids from `patch_ids` or `rng`.
+    """1/L sum_l mean_i lambda_NCE * patchnce_i over the tapped layers, and the patch ids used.
 
-    `generator` must have `encode(x, layers)`; `tgt` is G's output on `src` (flipped if `flipped`).
+    Ids are drawn on the key (source) features from `rng`, or `patch_ids` are reused, and the same
+    ids are applied to the query features, so q and k rows are the same locations.
     """
-    layers = settings.nce_layers
-    feat_q = generator.encode(tgt, layers)
-    if flipped:  # undo the augmentation so query and key positions correspond
-        feat_q = [torch.flip(f, [3]) for f in feat_q]
-    feat_k = generator.encode(src, layers)
     k_pool, ids = sampler(feat_k, settings.num_patches, patch_ids, rng)
     q_pool, _ = sampler(feat_q, settings.num_patches, ids)
-    images = src.shape[0]
-    total = torch.zeros((), device=src.device)
+    images = feat_k[0].shape[0]
+    total = torch.zeros((), device=feat_k[0].device)
     for q, k in zip(q_pool, k_pool, strict=True):
         per_patch = patch_nce_loss(
             q, k, images, settings.nce_T, settings.all_negatives_from_minibatch
         )
         total = total + (per_patch * settings.lambda_NCE).mean()
-    return total / len(layers), ids
+    return total / len(feat_k), ids
 
 
-def generator_loss(
-    generator: nn.Module,
-    discriminator: nn.Module,
-    sampler: PatchSampler,
-    real_A: torch.Tensor,
-    real_B: torch.Tensor,
-    fake_B: torch.Tensor,
-    idt_B: torch.Tensor | None,
+def generator_total(
+    loss_G_GAN: torch.Tensor,
+    loss_NCE: torch.Tensor,
+    loss_NCE_Y: torch.Tensor,
     settings: CUTLossSettings,
-    rng: torch.Generator | None = None,
-    patch_ids: Mapping[str, Sequence[torch.Tensor]] | None = None,
-    flipped: bool = False,
-) -> tuple[dict[str, torch.Tensor], dict[str, list[torch.Tensor]]]:
-    """loss_G_GAN, loss_NCE, loss_NCE_Y (with nce_idt) and loss_G; and the patch ids drawn.
-
-    Ids are drawn from `rng` (NCE's first, then NCE_Y's), or taken from `patch_ids` under the keys
-    "NCE" / "NCE_Y" (to replay a step). D should be frozen by the caller (no grads to D wanted).
-    """
-    given = patch_ids or {}
-    losses: dict[str, torch.Tensor] = {}
-    if settings.lambda_GAN > 0:
-        pred_fake = discriminator(fake_B)
-        losses["loss_G_GAN"] = (
-            adversarial_loss(pred_fake, True, settings.gan_mode) * settings.lambda_GAN
-        )
-    else:
-        losses["loss_G_GAN"] = torch.zeros((), device=fake_B.device)
-    ids: dict[str, list[torch.Tensor]] = {}
-    zero = torch.zeros((), device=fake_B.device)
-    if settings.lambda_NCE > 0:
-        losses["loss_NCE"], ids["NCE"] = nce_loss(
-            generator, sampler, real_A, fake_B, settings, rng, given.get("NCE"), flipped
-        )
-    else:
-        losses["loss_NCE"] = zero
+) -> torch.Tensor:
+    """loss_G = loss_G_GAN + 0.5 (loss_NCE + loss_NCE_Y) with nce_idt, else + loss_NCE."""
     if settings.nce_idt and settings.lambda_NCE > 0:
-        if idt_B is None:
-            raise ValueError("nce_idt needs idt_B = G(real_B); translate with nce_idt=True")
-        losses["loss_NCE_Y"], ids["NCE_Y"] = nce_loss(
-            generator, sampler, real_B, idt_B, settings, rng, given.get("NCE_Y"), flipped
-        )
-        loss_nce_both = 0.5 * (losses["loss_NCE"] + losses["loss_NCE_Y"])
-    else:
-        losses["loss_NCE_Y"] = zero
-        loss_nce_both = losses["loss_NCE"]
-    losses["loss_G"] = losses["loss_G_GAN"] + loss_nce_both
-    return losses, ids
+        return loss_G_GAN + 0.5 * (loss_NCE + loss_NCE_Y)
+    return loss_G_GAN + loss_NCE
+
+
+class CUTGeneratorPass(nn.Module):
+    """G and F in one module whose forward does all the generator-side work of a CUT step.
+
+    Under DDP this is the module that gets wrapped (as CycleGAN's generator pair is): one forward
+    call and one backward per step, however many times G runs inside (translation, then the
+    encoder on the generated images). The discriminator is not a submodule: the adversarial term
+    is computed by the caller with D frozen, after D's own update, as the reference orders it.
+
+    The source images' features only serve as keys, which the loss detaches, so they are computed
+    without a graph (same values and gradients as the reference, less memory and time).
+    With lambda_NCE = 0 there is no sampler (F is neither used nor trained, as in the reference).
+    """
+
+    def __init__(
+        self, generator: nn.Module, sampler: PatchSampler | None, settings: CUTLossSettings
+    ) -> None:
+        super().__init__()
+        model = getattr(generator, "model", None)
+        if not isinstance(model, nn.Sequential):
+            raise TypeError("CUT needs a generator whose layers are one nn.Sequential `.model`")
+        self.layers = check_nce_layers(model, settings.nce_layers)
+        if settings.lambda_NCE > 0 and sampler is None:
+            raise ValueError("lambda_NCE > 0 needs a patch sampler")
+        self.G = generator
+        self.F = sampler if settings.lambda_NCE > 0 else None
+        self.settings = settings
+
+    def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return tap_features(self.G.model, x, self.layers)
+
+    def forward(
+        self,
+        real_A: torch.Tensor,
+        real_B: torch.Tensor,
+        flipped: bool = False,
+        rng: torch.Generator | None = None,
+        patch_ids: Mapping[str, Sequence[torch.Tensor]] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor], dict[str, list]]:
+        """(fake_B, idt_B, {"loss_NCE", "loss_NCE_Y"}, patch ids {"NCE", "NCE_Y"}).
+
+        `flipped`: FastCUT's augmentation for this step (drawn by the caller). Ids come from `rng`
+        (NCE's, then NCE_Y's) or from `patch_ids` (to replay a step).
+        """
+        s, given = self.settings, patch_ids or {}
+        fake_B, idt_B = generate_fakes(self.G, real_A, real_B, s.nce_idt, flipped)
+        zero = torch.zeros((), device=real_A.device)
+        nce = {"loss_NCE": zero, "loss_NCE_Y": zero}
+        ids: dict[str, list] = {}
+        if self.F is None:
+            return fake_B, idt_B, nce, ids
+        pairs = [("NCE", real_A, fake_B)]
+        if s.nce_idt:
+            pairs.append(("NCE_Y", real_B, idt_B))
+        for name, src, tgt in pairs:
+            feat_q = self.encode(tgt)
+            if flipped:  # undo the augmentation so query and key positions correspond
+                feat_q = [torch.flip(f, [3]) for f in feat_q]
+            with torch.no_grad():
+                feat_k = self.encode(src)
+            nce[f"loss_{name}"], ids[name] = layer_nce(
+                self.F, feat_q, feat_k, s, rng, given.get(name)
+            )
+        return fake_B, idt_B, nce, ids
