@@ -21,6 +21,7 @@ from cyclegan.nce.feature_taps import (
     NCEConfigError,
     check_num_patches,
     feature_channels,
+    tap_features,
 )
 from cyclegan.nce.objective import (
     CUTGeneratorPass,
@@ -34,6 +35,7 @@ from cyclegan.nce.objective import (
 from cyclegan.nce.patch_sampler import PatchSampler, draw_patch_ids
 from cyclegan.nce.patchnce import patch_nce_loss
 from cyclegan.networks.antialias import Downsample, Upsample
+from cyclegan.networks.cut import CUTNetworks
 from cyclegan.networks.cut_discriminator import CUTNLayerDiscriminator
 from cyclegan.networks.cut_resnet import CUTResnetGenerator
 
@@ -554,4 +556,41 @@ def test_importer_infers_every_layout(tmp_path, antialias, antialias_up, n_block
 def test_importer_rejects_other_networks_in_one_line(name, match) -> None:
     with pytest.raises(CheckpointError, match=match) as exc:
         load_cut_generator(DATA / f"{name}.pth")
+    _one_line(exc)
+
+
+# ------------------------------------------------------------------------ the container
+
+
+@pytest.mark.parametrize("variant", ["cut", "resnet", "paper"])
+def test_container_builds_sampler_eagerly_from_the_generator(variant) -> None:
+    torch.manual_seed(0)
+    nets = CUTNetworks(variant, ngf=4, ndf=4, n_residual_blocks=5, netF_nc=8)
+    assert {k.split(".")[0] for k in nets.state_dict()} == {"G", "D", "F"}
+    assert nets.translators() == {"AB": nets.G}
+    with torch.no_grad():
+        feats = tap_features(nets.G.model, torch.zeros(1, 3, 32, 32), nets.nce_layers)
+    assert list(nets.F.in_channels) == [f.shape[1] for f in feats]
+    # the taps sit at the same places in every variant: input, two downsamplings, blocks 1 and 5
+    shapes = [tuple(f.shape[1:]) for f in feats]
+    if variant == "cut":  # conv at full size, then blur-downsample
+        assert shapes == [(3, 38, 38), (8, 32, 32), (16, 16, 16), (16, 8, 8), (16, 8, 8)]
+    else:  # stride-2 convs
+        assert shapes == [(3, 38, 38), (8, 16, 16), (16, 8, 8), (16, 8, 8), (16, 8, 8)]
+    biases = [m.bias for m in nets.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
+    assert all(torch.count_nonzero(b) == 0 for b in biases)  # CUT's init: zero biases
+    w = nets.F.mlp_0[2].weight  # xavier_normal, gain 0.02: std = 0.02 * sqrt(2 / (8 + 8))
+    assert 0.3 * 0.02 * (2 / 16) ** 0.5 < w.std() < 3 * 0.02 * (2 / 16) ** 0.5
+
+
+def test_container_without_sampler_and_bad_variant() -> None:
+    nets = CUTNetworks("cut", ngf=4, ndf=4, n_residual_blocks=5, use_sampler=False)
+    assert nets.F is None and not any(k.startswith("F.") for k in nets.state_dict())
+    with pytest.raises(NCEConfigError, match="variant must be one of cut, resnet, paper") as exc:
+        CUTNetworks("unet")
+    _one_line(exc)
+    with pytest.raises(
+        NCEConfigError, match=r"\[28\] outside the generator \(layers 0\.\.22\)"
+    ) as exc:
+        CUTNetworks("resnet", ngf=4, ndf=4, n_residual_blocks=2, nce_layers=(0, 4, 28))
     _one_line(exc)

@@ -47,7 +47,7 @@ def check_nce_layers(model: nn.Sequential, layers: Sequence[int]) -> tuple[int, 
     if outside:
         raise NCEConfigError(
             f"nce_layers {outside} outside the generator (layers 0..{last}); "
-            f"pick indices in 0..{last}, e.g. 0,4,8,12,16"
+            f"pick indices in 0..{last} (CUT's generator: 0,4,8,12,16)"
         )
     if any(b <= a for a, b in itertools.pairwise(layers)):
         raise NCEConfigError(
