@@ -75,11 +75,11 @@ class CUTLossSettings:
 
 
 def adversarial_loss(
-    prediction: torch.Tensor, target_is_real: bool, gan_mode: GanMode
+    prediction: torch.Tensor, target_is_real: bool, gan_mode: GanMode | str
 ) -> torch.Tensor:
     """Mean loss of a score map against the all-real (1) or all-fake (0) label."""
     target = torch.full_like(prediction, 1.0 if target_is_real else 0.0)
-    if gan_mode is GanMode.lsgan:
+    if GanMode(gan_mode) is GanMode.lsgan:
         return F.mse_loss(prediction, target)
     return F.binary_cross_entropy_with_logits(prediction, target)
 
