@@ -61,6 +61,16 @@ def draw_patch_ids(
     return ids
 
 
+def ids_on(ids: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """The ids on `device`. CPU -> CUDA goes through pinned memory without blocking: a copy from
+    ordinary (pageable) memory would make the host wait for the GPU's queued work every step."""
+    if ids.device == device:
+        return ids
+    if device.type == "cuda" and ids.device.type == "cpu":
+        return ids.pin_memory().to(device, non_blocking=True)
+    return ids.to(device)
+
+
 class PatchSampler(nn.Module):
     """Per-layer Linear-ReLU-Linear heads (``mlp_<l>``), built at construction from channel counts."""
 
@@ -102,6 +112,6 @@ class PatchSampler(nn.Module):
         out = []
         for f, ids, head in zip(feats, patch_ids, self.heads(), strict=True):
             flat = f.permute(0, 2, 3, 1).flatten(1, 2)  # (B, H*W, C)
-            picked = flat[:, ids.to(f.device), :].flatten(0, 1)  # (B*n, C), batch-major
+            picked = flat[:, ids_on(ids, f.device), :].flatten(0, 1)  # (B*n, C), batch-major
             out.append(l2_normalize(head(picked)))
         return out, list(patch_ids)
