@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
+from hydra.utils import get_class
 from omegaconf import MISSING, OmegaConf
 
 from cyclegan.data.spec import preprocessing_from_keys
@@ -218,6 +219,7 @@ def validate(cfg: Any) -> None:
         f"seed={cfg.seed}: use a non-negative integer (e.g. seed=0)",
     )
     _validate_model(cfg.model)
+    _validate_method(cfg.method, cfg.model, cfg.dataset.img_size)
     _validate_loss_and_optim(cfg.loss, cfg.optim)
     _validate_schedule(cfg.schedule)
     _validate_dataset(cfg.dataset)
@@ -228,6 +230,19 @@ def validate(cfg: Any) -> None:
         cfg.optimized_mode in ("max", "min"),
         f"optimized_mode={cfg.optimized_mode}: use max or min",
     )
+
+
+def _validate_method(method: Any, model: Any, img_size: int) -> None:
+    """A method class may check its own keys against the model and image size before any work:
+    a static `check_config(method, model, img_size)` raising ConfigError (CUT's: nce_layers,
+    num_patches, loss weights)."""
+    check = getattr(get_class(method._target_), "check_config", None)
+    if check is not None:
+        check(
+            OmegaConf.to_container(method, resolve=True),
+            OmegaConf.to_container(model, resolve=True),
+            img_size,
+        )
 
 
 def _validate_model(m: Any) -> None:

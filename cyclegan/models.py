@@ -1,6 +1,6 @@
 """Generators, PatchGAN discriminators and the container that holds the four CycleGAN networks.
 
-Two presets, chosen by `model=` in the config (each network can also be picked on its own with
+Three presets, chosen by `model=` in the config (each network can also be picked on its own with
 `model.generator` / `model.discriminator`: the official U-Nets, the N-layer and pixel PatchGANs of
 `cyclegan.networks`):
 
@@ -8,6 +8,9 @@ Two presets, chosen by `model=` in the config (each network can also be picked o
   upsampling + conv in the generator, a discriminator of four stride-2 blocks (output H/16 x W/16).
 * ``paper`` is the original paper's code (junyanz/pytorch-CycleGAN-and-pix2pix): transposed-conv
   upsampling and the 70x70 PatchGAN (three stride-2 convs, then two stride-1 convs; 30x30 at 256 px).
+* ``cut`` is CUT's (taesungp/contrastive-unpaired-translation): the paper's layout with anti-aliased
+  (blur) down- and upsampling in the generator and the discriminator, xavier init; method=cut and
+  method=fastcut pick it, and CycleGAN can train with it too.
 
 Module layouts mirror the two reference implementations index for index, so their state dicts load
 with ``strict=True`` (PyTorch-GAN's ``G_AB_<epoch>.pth``, the official ``latest_net_G_A.pth``).
@@ -21,6 +24,8 @@ import torch
 from torch import nn
 
 from cyclegan.networks.choices import GeneratorKind, parse_generator
+from cyclegan.networks.cut_discriminator import CUTNLayerDiscriminator
+from cyclegan.networks.cut_resnet import CUTResnetGenerator
 from cyclegan.networks.init import init_weights
 from cyclegan.networks.norms import conv_bias, norm_layer, parse_norm
 from cyclegan.networks.patchgan import DiscriminatorKind, add_spectral_norm, define_discriminator
@@ -32,6 +37,7 @@ class Variant(StrEnum):
 
     resnet = "resnet"
     paper = "paper"
+    cut = "cut"  # CUT's anti-aliased networks (cyclegan.networks.cut_resnet / cut_discriminator)
 
 
 def _residual_branch(channels: int, norm: str = "instance") -> nn.Sequential:
@@ -218,7 +224,7 @@ def define_generator(
     n_residual_blocks: int = 9,
     norm: str = "instance",
     use_dropout: bool = False,
-) -> Generator | UnetGenerator:
+) -> nn.Module:
     """The generator `model.generator` names (see `cyclegan.networks.choices`), not initialised.
 
     The ResNet generators (`resnet`, `paper`) take no dropout; the official U-Nets take every
@@ -231,6 +237,9 @@ def define_generator(
         raise ValueError(
             f"model.generator={kind} has no dropout; use a unet_128/unet_256 generator for it"
         )
+    if kind is GeneratorKind.cut:
+        _instance_norm_only(kind, norm)
+        return CUTResnetGenerator(in_channels, out_channels, ngf, n_residual_blocks)
     upsampling = "nearest" if kind is GeneratorKind.resnet else "transposed"
     return Generator(
         ngf=ngf,
@@ -254,11 +263,23 @@ def make_discriminator(
     kind = DiscriminatorKind(name)
     if kind is DiscriminatorKind.pytorch_gan:
         return Discriminator(channels, ndf, Variant.resnet.value, norm)
+    if kind is DiscriminatorKind.cut:
+        _instance_norm_only(kind, norm)
+        return CUTNLayerDiscriminator(channels, ndf, n_layers_D)
     return define_discriminator(kind, channels, ndf, n_layers_D, norm)
 
 
-# model=resnet and model=paper in one word (the container's `variant` shorthand).
-_VARIANT_NETS = {Variant.resnet: ("resnet", "pytorch_gan"), Variant.paper: ("paper", "basic")}
+def _instance_norm_only(kind: str, norm: str) -> None:
+    if norm != "instance":
+        raise ValueError(f"CUT's {kind} networks use instance norm; set model.norm=instance")
+
+
+# model=resnet, model=paper and model=cut in one word (the container's `variant` shorthand).
+_VARIANT_NETS = {
+    Variant.resnet: ("resnet", "pytorch_gan"),
+    Variant.paper: ("paper", "basic"),
+    Variant.cut: ("cut", "cut"),
+}
 
 
 class CycleGAN(nn.Module):
@@ -294,7 +315,7 @@ class CycleGAN(nn.Module):
     ) -> None:
         super().__init__()
         if variant not in tuple(Variant):
-            raise ValueError(f"model variant must be 'resnet' or 'paper', got {variant!r}")
+            raise ValueError(f"model variant must be 'resnet', 'paper' or 'cut', got {variant!r}")
         variant = Variant(variant)
         generator = generator or _VARIANT_NETS[variant][0]
         discriminator = discriminator or _VARIANT_NETS[variant][1]

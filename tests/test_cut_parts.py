@@ -15,7 +15,7 @@ import torch
 
 from cyclegan.checkpoint import CheckpointError
 from cyclegan.importers_cut import load_cut_generator
-from cyclegan.models import Generator
+from cyclegan.models import Generator, Variant, build_discriminator, build_generator
 from cyclegan.nce.feature_taps import (
     CUT_NCE_LAYERS,
     NCEConfigError,
@@ -35,7 +35,7 @@ from cyclegan.nce.objective import (
 from cyclegan.nce.patch_sampler import PatchSampler, draw_patch_ids
 from cyclegan.nce.patchnce import patch_nce_loss
 from cyclegan.networks.antialias import Downsample, Upsample
-from cyclegan.networks.cut import CUTNetworks
+from cyclegan.networks.cut import DEFAULT_NCE_LAYERS, CUTNetworks
 from cyclegan.networks.cut_discriminator import CUTNLayerDiscriminator
 from cyclegan.networks.cut_resnet import CUTResnetGenerator
 
@@ -565,7 +565,8 @@ def test_importer_rejects_other_networks_in_one_line(name, match) -> None:
 @pytest.mark.parametrize("variant", ["cut", "resnet", "paper"])
 def test_container_builds_sampler_eagerly_from_the_generator(variant) -> None:
     torch.manual_seed(0)
-    nets = CUTNetworks(variant, ngf=4, ndf=4, n_residual_blocks=5, netF_nc=8)
+    G, D = build_generator(Variant(variant), 3, 4, 5), build_discriminator(Variant(variant), 3, 4)
+    nets = CUTNetworks(G, D, DEFAULT_NCE_LAYERS[variant], netF_nc=8)
     assert {k.split(".")[0] for k in nets.state_dict()} == {"G", "D", "F"}
     assert nets.translators() == {"AB": nets.G}
     with torch.no_grad():
@@ -577,20 +578,18 @@ def test_container_builds_sampler_eagerly_from_the_generator(variant) -> None:
         assert shapes == [(3, 38, 38), (8, 32, 32), (16, 16, 16), (16, 8, 8), (16, 8, 8)]
     else:  # stride-2 convs
         assert shapes == [(3, 38, 38), (8, 16, 16), (16, 8, 8), (16, 8, 8), (16, 8, 8)]
-    biases = [m.bias for m in nets.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.Linear)]
-    assert all(torch.count_nonzero(b) == 0 for b in biases)  # CUT's init: zero biases
+    assert all(torch.count_nonzero(m.bias) == 0 for m in nets.F.modules() if hasattr(m, "bias"))
     w = nets.F.mlp_0[2].weight  # xavier_normal, gain 0.02: std = 0.02 * sqrt(2 / (8 + 8))
     assert 0.3 * 0.02 * (2 / 16) ** 0.5 < w.std() < 3 * 0.02 * (2 / 16) ** 0.5
 
 
-def test_container_without_sampler_and_bad_variant() -> None:
-    nets = CUTNetworks("cut", ngf=4, ndf=4, n_residual_blocks=5, use_sampler=False)
+def test_container_without_sampler_and_bad_layers() -> None:
+    G, D = build_generator(Variant.cut, 3, 4, 5), build_discriminator(Variant.cut, 3, 4)
+    nets = CUTNetworks(G, D, (0, 4, 8, 12, 16), use_sampler=False)
     assert nets.F is None and not any(k.startswith("F.") for k in nets.state_dict())
-    with pytest.raises(NCEConfigError, match="variant must be one of cut, resnet, paper") as exc:
-        CUTNetworks("unet")
-    _one_line(exc)
+    G = build_generator(Variant.resnet, 3, 4, 2)
     with pytest.raises(
         NCEConfigError, match=r"\[28\] outside the generator \(layers 0\.\.22\)"
     ) as exc:
-        CUTNetworks("resnet", ngf=4, ndf=4, n_residual_blocks=2, nce_layers=(0, 4, 28))
+        CUTNetworks(G, D, (0, 4, 28))
     _one_line(exc)

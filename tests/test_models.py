@@ -116,5 +116,5 @@ def test_bad_arguments_raise() -> None:
         Generator(3, 64, -1)  # 0 blocks is allowed, as in both references
     with pytest.raises(ValueError, match="upsampling"):
         Generator(3, 64, 1, upsampling="bilinear")
-    with pytest.raises(ValueError, match="'resnet' or 'paper'"):
+    with pytest.raises(ValueError, match="'resnet', 'paper' or 'cut'"):
         CycleGAN("unet")

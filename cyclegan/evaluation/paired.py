@@ -101,22 +101,24 @@ class PairedEvaluator:
                 for metric, value in score(guess, target).items():
                     self.baselines[f"baseline/{name}/{metric}_{direction}"] = value
 
-    def __call__(self, G_AB: torch.nn.Module, G_BA: torch.nn.Module) -> dict[str, float]:
-        """eval/{psnr,ssim}_{AB,BA} of the generators (put in eval mode and restored)."""
-        modes = (G_AB.training, G_BA.training)
-        G_AB.eval()
-        G_BA.eval()
-        try:
-            results = {}
-            for direction, G, source, target in (
-                ("AB", G_AB, self.test_A, self.test_B),
-                ("BA", G_BA, self.test_B, self.test_A),
-            ):
-                for metric, value in score(
-                    translate_images(G, source, self.batch_size), target
-                ).items():
-                    results[f"eval/{metric}_{direction}"] = value
-            return results
-        finally:
-            G_AB.train(modes[0])
-            G_BA.train(modes[1])
+    def __call__(
+        self, G_AB: torch.nn.Module | None, G_BA: torch.nn.Module | None
+    ) -> dict[str, float]:
+        """eval/{psnr,ssim}_{AB,BA} of the generators (put in eval mode and restored); None skips
+        that direction (one-sided methods such as CUT have no G_BA)."""
+        results = {}
+        for direction, G, source, target in (
+            ("AB", G_AB, self.test_A, self.test_B),
+            ("BA", G_BA, self.test_B, self.test_A),
+        ):
+            if G is None:
+                continue
+            was_training = G.training
+            G.eval()
+            try:
+                fake = translate_images(G, source, self.batch_size)
+            finally:
+                G.train(was_training)
+            for metric, value in score(fake, target).items():
+                results[f"eval/{metric}_{direction}"] = value
+        return results

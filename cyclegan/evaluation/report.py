@@ -6,9 +6,15 @@ import math
 
 
 def format_report(metrics: dict[str, float], baselines: dict[str, float]) -> str:
-    """The end-of-run table: the model beside the identity and mean-image baselines."""
+    """The end-of-run table: the model beside the identity and mean-image baselines (only the
+    directions the model was scored in: a one-sided model has no B->A rows)."""
     lines = [f"{'':10s}{'model':>12s}{'identity':>12s}{'mean image':>12s}"]
-    for direction, label in (("AB", "A->B"), ("BA", "B->A")):
+    scored = [
+        (direction, label)
+        for direction, label in (("AB", "A->B"), ("BA", "B->A"))
+        if any(k.endswith(f"_{direction}") for k in metrics if k.startswith("eval/"))
+    ]
+    for direction, label in scored:
         for metric in ("psnr", "ssim"):
             key = f"{metric}_{direction}"
             cells = [

@@ -11,7 +11,7 @@ following in-place ReLU then overwrites it, so a tap on a norm layer silently re
 output. Here such a tap is cloned first, so layer ``i`` is always module ``i``'s output. CUT's
 default layers are never followed by an in-place module, so they are unaffected.
 
-Bad layers or patch counts are configuration errors (`NCEConfigError`, a ValueError): they are
+Bad layers or patch counts are configuration errors (`NCEConfigError`, a ConfigError and so a ValueError): they are
 raised by the checks below, before any training work.
 """
 
@@ -24,10 +24,12 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from cyclegan.errors import ConfigError
+
 CUT_NCE_LAYERS = (0, 4, 8, 12, 16)  # the reference's --nce_layers default (CUT's ResNet generator)
 
 
-class NCEConfigError(ValueError):
+class NCEConfigError(ConfigError):
     """An NCE setting that cannot work with the generator or the images (nce_layers, num_patches...)."""
 
 

@@ -1,10 +1,11 @@
 """The network choices users type, and the image sizes each accepts.
 
 * generator (`model.generator`): ``resnet`` (PyTorch-GAN's, nearest upsampling), ``paper`` (the
-  official ResNet, transposed convs), ``unet_128``, ``unet_256`` (the official U-Net);
+  official ResNet, transposed convs), ``cut`` (CUT's ResNet: anti-aliased down/upsampling),
+  ``unet_128``, ``unet_256`` (the official U-Net);
 * discriminator (`model.discriminator`, `cyclegan.networks.patchgan.DiscriminatorKind`):
   ``pytorch_gan`` (the seed's, H/16 map), ``basic`` (the 70x70 PatchGAN), ``n_layers`` (PatchGAN
-  with `n_layers_D`), ``pixel`` (1x1);
+  with `n_layers_D`), ``pixel`` (1x1), ``cut`` (CUT's anti-aliased PatchGAN, `n_layers_D` stages);
 * norm (`cyclegan.networks.norms`), init (`cyclegan.networks.init`).
 
 `check_image_size` is the one place that knows which image sizes each choice accepts, so a config
@@ -28,6 +29,7 @@ class GeneratorKind(StrEnum):
 
     resnet = "resnet"
     paper = "paper"
+    cut = "cut"
     unet_128 = "unet_128"
     unet_256 = "unet_256"
 

@@ -25,7 +25,6 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from cyclegan.models import ResnetBlock
 from cyclegan.nce.feature_taps import (
     check_nce_layers,
     feature_channels,
@@ -47,6 +46,29 @@ def init_xavier_normal(module: nn.Module, gain: float = 0.02) -> None:
                 nn.init.zeros_(m.bias)
 
 
+class ResnetBlock(nn.Module):
+    """x + F(x), F = [pad, conv3x3, IN, ReLU, pad, conv3x3, IN] under `conv_block` (the reference's).
+
+    The official CycleGAN block (`cyclegan.models.ResnetBlock`) has the same layout; this copy keeps
+    `cyclegan.networks` free of imports from `cyclegan.models`, which builds on it.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv_block = nn.Sequential(
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3),
+            nn.InstanceNorm2d(channels),
+            nn.ReLU(inplace=True),
+            nn.ReflectionPad2d(1),
+            nn.Conv2d(channels, channels, 3),
+            nn.InstanceNorm2d(channels),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv_block(x)
+
+
 class CUTResnetGenerator(nn.Module):
     """ResNet generator with anti-aliased sampling; `forward` translates, `encode` taps features."""
 
@@ -60,8 +82,8 @@ class CUTResnetGenerator(nn.Module):
         antialias_up: bool = True,
     ) -> None:
         super().__init__()
-        if n_blocks < 1:
-            raise ValueError(f"n_blocks must be >= 1, got {n_blocks}")
+        if n_blocks < 0:
+            raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
         if ngf < 1 or in_channels < 1 or out_channels < 1:
             raise ValueError(f"ngf and channel counts must be >= 1, got ngf={ngf}")
         self.in_channels = in_channels

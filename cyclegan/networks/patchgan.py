@@ -52,6 +52,7 @@ class DiscriminatorKind(StrEnum):
     basic = "basic"
     n_layers = "n_layers"
     pixel = "pixel"
+    cut = "cut"  # CUT's anti-aliased PatchGAN (cyclegan.networks.cut_discriminator, built there)
 
 
 def patchgan_output_size(size: int, n_layers: int) -> int:
@@ -196,8 +197,8 @@ def define_discriminator(
     except ValueError:
         choices = ", ".join(k.value for k in DiscriminatorKind)
         raise ValueError(f"unknown discriminator {kind!r}; choose one of {choices}") from None
-    if kind is DiscriminatorKind.pytorch_gan:
-        raise ValueError("the pytorch_gan discriminator is cyclegan.models.Discriminator")
+    if kind in (DiscriminatorKind.pytorch_gan, DiscriminatorKind.cut):
+        raise ValueError(f"the {kind} discriminator is built by cyclegan.models.make_discriminator")
     if kind is DiscriminatorKind.pixel:
         net: NLayerDiscriminator | PixelDiscriminator = PixelDiscriminator(in_channels, ndf, norm)
     else:
