@@ -89,7 +89,7 @@ def _load_generators(
     one asked for), the single generator of any other file. Refuses an `img_size` the generator
     cannot take (a U-Net's multiple of 128 or 256)."""
     if weights.format is Format.checkpoint:
-        wanted = [Direction(direction)] if direction else list(Direction)
+        wanted = [Direction(direction)] if direction else list(weights.directions)  # CUT: AtoB
     else:
         wanted = [None]  # the one generator the file holds
     generators: dict[str, Any] = {"AtoB": None, "BtoA": None}

@@ -105,6 +105,8 @@ def export(
     output = Path(output)
     if weights.format is not Format.checkpoint:
         directions = [str(weights.directions[0])] if weights.directions else [""]
+    elif weights.one_sided and len(directions) > 1:  # "both" of a CUT model: its one generator
+        directions = [str(d) for d in weights.directions]
     written = []
     for direction in directions:
         loaded = build_generator(weights, direction or None)

@@ -2,7 +2,8 @@
 
 What an exported generator's JSON holds under "architecture", what a training checkpoint's
 `config.model` implies, and what `cyclegan.importers.infer_spec` reads off a foreign state dict:
-a ResNet generator (PyTorch-GAN's or the official one, with its norm) or an official U-Net.
+a ResNet generator (PyTorch-GAN's, the official one with its norm, or CUT's anti-aliased one) or
+an official U-Net.
 """
 
 from __future__ import annotations
@@ -11,10 +12,14 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from torch import nn
+
 from cyclegan.models import Generator
+from cyclegan.networks.cut_resnet import CUTResnetGenerator
 from cyclegan.networks.unet import UNET_DOWNS, UnetGenerator
 
-UPSAMPLING = {"resnet": "nearest", "paper": "transposed"}  # model.generator -> upsampling
+# model.generator -> upsampling ("antialias": CUT's blur + zero-insert, cyclegan.networks)
+UPSAMPLING = {"resnet": "nearest", "paper": "transposed", "cut": "antialias"}
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ class GeneratorSpec:
     def variant(self) -> str:
         if self.num_downs:
             return f"unet_{2**self.num_downs}"
-        return "resnet" if self.upsampling == "nearest" else "paper"
+        return {v: k for k, v in UPSAMPLING.items()}[self.upsampling]
 
     @property
     def size_multiple(self) -> int:
@@ -64,10 +69,12 @@ class GeneratorSpec:
         """For logs: `resnet, ngf=64, 9 blocks` or `unet_256, ngf=64, batch norm`."""
         return f"{self.variant}, {self.details()}"
 
-    def build(self) -> Generator | UnetGenerator:
+    def build(self) -> Generator | UnetGenerator | nn.Module:
         out = self.out_channels or self.channels
         if self.num_downs:
             return UnetGenerator(self.channels, out, self.num_downs, self.ngf, self.norm)
+        if self.upsampling == "antialias":
+            return CUTResnetGenerator(self.channels, out, self.ngf, self.n_residual_blocks)
         return Generator(
             ngf=self.ngf,
             n_residual_blocks=self.n_residual_blocks,

@@ -10,6 +10,11 @@ Four formats, told apart by their keys (or forced with `fmt=`):
   pretrained models (residual blocks under ``conv_block.``), and its U-Net generators
   (``unet_128``/``unet_256``: nested ``model.model.1.model.3...`` keys; depth, width and norm are
   read off the keys, see `cyclegan.networks.unet.infer_unet_spec`).
+* ``cut``: taesungp/contrastive-unpaired-translation's ``latest_net_G.pth`` (CUT/FastCUT, and its
+  released models): anti-aliased, told apart by its blur-filter buffers (``model.7.filt``, ...).
+
+CUT models (ours, trained with method=cut/fastcut, and the reference's) are one-sided: they hold
+the A -> B generator only, and asking for B -> A is a one-line error.
 
 None of the foreign formats records its hyper-parameters, so the architecture is read off the keys
 and shapes: ``model.1.weight`` is (ngf, input channels, 7, 7), the last 7x7 conv is (output
@@ -36,8 +41,8 @@ from torch import nn
 
 from cyclegan.checkpoint import CheckpointError, load_checkpoint
 from cyclegan.generator_spec import UPSAMPLING, GeneratorSpec
-from cyclegan.models import Generator
-from cyclegan.networks.unet import UnetGenerator, infer_unet_spec, is_unet_state_dict
+from cyclegan.importers_cut import cut_generator_spec, fit_filters
+from cyclegan.networks.unet import infer_unet_spec, is_unet_state_dict
 
 EXPORT_FORMAT = "cyclegan-generator"  # the "format" field of an exported generator's JSON
 
@@ -47,6 +52,7 @@ class Format(StrEnum):
     exported = "exported"
     pytorch_gan = "pytorch-gan"
     official = "official"
+    cut = "cut"
 
 
 class Direction(StrEnum):
@@ -59,7 +65,7 @@ class Direction(StrEnum):
         return "G_AB" if self is Direction.AtoB else "G_BA"
 
 
-_BLOCK_ATTR = {"nearest": "block", "transposed": "conv_block"}
+_BLOCK_ATTR = {"nearest": "block", "transposed": "conv_block", "antialias": "conv_block"}
 _BLOCK_KEY = re.compile(r"^model\.(\d+)\.(block|conv_block)\.")
 _TOP_CONV_KEY = re.compile(r"^model\.(\d+)\.weight$")
 _LEGACY_NORM_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
@@ -77,13 +83,14 @@ class WeightsFile:
     spec: GeneratorSpec | None = None
     directions: tuple[Direction, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
+    one_sided: bool = False  # a CUT model: A -> B only
 
 
 @dataclass
 class LoadedGenerator:
     """A ready generator (eval mode, on CPU) and how it was obtained, for logs and export."""
 
-    generator: Generator | UnetGenerator
+    generator: nn.Module  # Generator, UnetGenerator or CUTResnetGenerator
     spec: GeneratorSpec
     format: Format
     direction: Direction | None  # None: a foreign file, which does not say
@@ -121,6 +128,8 @@ def read_weights(path: str | Path, fmt: str | Format = "auto") -> WeightsFile:
     if any(k.startswith(("G_AB.", "G_BA.")) for k in tensors):  # a bare container state dict
         return _from_container(path, tensors, None, {})
     detected = forced or _detect_foreign_format(path, tensors)
+    if detected is Format.cut:  # CUT's G translates A -> B
+        return WeightsFile(path, detected, tensors, None, (Direction.AtoB,), one_sided=True)
     return WeightsFile(path, detected, tensors)
 
 
@@ -134,6 +143,8 @@ def _from_container(
     for key in ("epoch", "step"):
         if key in state:
             meta[key] = state[key]
+    if any(k.startswith("G.") for k in tensors):  # method=cut/fastcut: G (A -> B), D, F
+        return WeightsFile(path, Format.checkpoint, tensors, spec, (Direction.AtoB,), meta, True)
     return WeightsFile(
         path, Format.checkpoint, tensors, spec, (Direction.AtoB, Direction.BtoA), meta
     )
@@ -178,6 +189,8 @@ def _strip_wrapper_prefixes(tensors: dict[str, torch.Tensor]) -> dict[str, torch
 
 
 def _detect_foreign_format(path: Path, tensors: Mapping[str, torch.Tensor]) -> Format:
+    if any(k.endswith(".filt") for k in tensors):  # only CUT's networks have blur filters
+        return Format.cut
     attrs = {m.group(2) for k in tensors if (m := _BLOCK_KEY.match(k))}
     if attrs == {"block"}:
         return Format.pytorch_gan
@@ -274,9 +287,14 @@ def _select_direction(
     weights: WeightsFile, direction: str | Direction | None
 ) -> tuple[dict[str, torch.Tensor], Direction | None]:
     wanted = Direction(direction) if direction is not None else None
+    if weights.one_sided and wanted is Direction.BtoA:
+        raise CheckpointError(
+            f"'{weights.path}' is a one-sided CUT model: it translates A->B only, so "
+            "direction=BtoA is not available; use direction=AtoB (or train CUT with A and B swapped)"
+        )
     if weights.format is Format.checkpoint:
         chosen = wanted or Direction.AtoB
-        prefix = chosen.container_key + "."
+        prefix = "G." if weights.one_sided else chosen.container_key + "."
         tensors = {k[len(prefix) :]: v for k, v in weights.tensors.items() if k.startswith(prefix)}
         if not tensors:
             raise CheckpointError(f"'{weights.path}' holds no {chosen.container_key} weights")
@@ -319,7 +337,7 @@ def _fit_block_names(
 ) -> dict[str, torch.Tensor]:
     """Rename residual blocks to the attribute the chosen variant uses (for variant= overrides)."""
     want = _BLOCK_ATTR[spec.upsampling]
-    other = _BLOCK_ATTR["transposed" if spec.upsampling == "nearest" else "nearest"]
+    other = "block" if want == "conv_block" else "conv_block"
     pattern = re.compile(rf"^(model\.\d+\.){other}\.")
     return {pattern.sub(rf"\g<1>{want}.", k): v for k, v in tensors.items()}
 
@@ -338,12 +356,16 @@ def build_generator(
     """
     tensors, chosen = _select_direction(weights, direction)
     tensors = _strip_wrapper_prefixes(tensors)
-    spec = weights.spec or infer_spec(tensors)
     if weights.spec is not None:
+        spec = weights.spec
         # A config names one channel count for the model (or channels_A/B, which this generator
         # uses in one direction or the other); the weights say exactly which, so they decide.
         in_channels, out_channels = io_channels(tensors)
         spec = replace(spec, channels=in_channels, out_channels=out_channels)
+    elif weights.format is Format.cut:
+        spec = GeneratorSpec(**cut_generator_spec(tensors, weights.path))
+    else:
+        spec = infer_spec(tensors)
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if "variant" in overrides:
         overrides["upsampling"] = UPSAMPLING[str(overrides.pop("variant"))]
@@ -351,6 +373,8 @@ def build_generator(
         spec = replace(spec, **overrides)
         tensors = _fit_block_names(tensors, spec)
     generator = spec.build()
+    if spec.upsampling == "antialias":  # CUT's constant blur filters: checked, filled if absent
+        tensors = fit_filters(tensors, generator, weights.path)
     tensors, dropped = drop_legacy_norm_keys(tensors, generator)
     try:
         generator.load_state_dict(tensors, strict=True)

@@ -97,12 +97,12 @@ def infer_cut_generator_kwargs(tensors: Mapping[str, torch.Tensor], path: Path) 
     }
 
 
-def _fit_filters(
-    tensors: dict[str, torch.Tensor], generator: CUTResnetGenerator, path: Path
+def fit_filters(
+    tensors: dict[str, torch.Tensor], generator: torch.nn.Module, path: Path
 ) -> dict[str, torch.Tensor]:
     """Check the file's blur filters against the module's constants; fill in any the file lacks."""
     for name, buffer in generator.named_buffers():
-        if not name.endswith(".filt"):
+        if not name.endswith("filt"):
             continue
         stored = tensors.get(name)
         if stored is None:
@@ -115,13 +115,31 @@ def _fit_filters(
     return tensors
 
 
+def cut_generator_spec(tensors: Mapping[str, torch.Tensor], path: Path) -> dict:
+    """`GeneratorSpec` fields of a CUT generator file (upsampling "antialias"), for the generic
+    importer (`cyclegan.importers`), which knows CUT's default layout only."""
+    kwargs = infer_cut_generator_kwargs(tensors, path)
+    if not (kwargs["antialias"] and kwargs["antialias_up"]):
+        raise CheckpointError(
+            f"'{path}' mixes anti-aliased and strided sampling (--no_antialias or "
+            "--no_antialias_up); load it with cyclegan.importers_cut.load_cut_generator"
+        )
+    return {
+        "channels": kwargs["in_channels"],
+        "out_channels": kwargs["out_channels"],
+        "ngf": kwargs["ngf"],
+        "n_residual_blocks": kwargs["n_blocks"],
+        "upsampling": "antialias",
+    }
+
+
 def load_cut_generator(path: str | Path) -> CUTResnetGenerator:
     """CUT's generator from the reference's ``latest_net_G.pth``, strictly loaded, eval mode, CPU."""
     path = Path(path)
     tensors = read_state_dict(path)
     kwargs = infer_cut_generator_kwargs(tensors, path)
     generator = CUTResnetGenerator(**kwargs)
-    tensors = _fit_filters(tensors, generator, path)
+    tensors = fit_filters(tensors, generator, path)
     try:
         generator.load_state_dict(tensors, strict=True)
     except RuntimeError as exc:

@@ -29,7 +29,7 @@ from cyclegan.networks.cut_resnet import CUTResnetGenerator
 from cyclegan.networks.init import init_weights
 from cyclegan.networks.norms import conv_bias, norm_layer, parse_norm
 from cyclegan.networks.patchgan import DiscriminatorKind, add_spectral_norm, define_discriminator
-from cyclegan.networks.unet import UNET_DOWNS, UnetGenerator, unet
+from cyclegan.networks.unet import UNET_DOWNS, unet
 
 
 class Variant(StrEnum):

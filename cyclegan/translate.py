@@ -309,7 +309,9 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--format", dest="fmt", default="auto", choices=["auto", *(f.value for f in Format)]
     )
-    p.add_argument("--variant", choices=["resnet", "paper"], help="override the detected variant")
+    p.add_argument(
+        "--variant", choices=["resnet", "paper", "cut"], help="override the detected variant"
+    )
     p.add_argument("--ngf", type=int, help="override the detected width")
     p.add_argument("--n-residual-blocks", type=int, help="override the detected block count")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")

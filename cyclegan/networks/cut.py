@@ -53,6 +53,8 @@ class CUTNetworks(nn.Module):
             channels = feature_channels(model, self.nce_layers, in_channels)
             self.F = PatchSampler(channels, netF_nc)
             init_xavier_normal(self.F, init_gain)  # CUT's init of F (biases zero)
+            first = next(G.parameters())
+            self.F.to(device=first.device, dtype=first.dtype)  # where G already is
 
     def translators(self) -> dict[str, nn.Module]:
         """CUT is one-sided: only A -> B."""
