@@ -26,7 +26,7 @@ from cyclegan.schedule import LRMultiplier
 from cyclegan.strategy import strategy_for
 from cyclegan.training import train
 
-from .conftest import CONF, TINY
+from .conftest import CONF, ROOT, TINY
 
 SIZE = 32  # layer 16 of CUT's generator is then 8x8 = 64 positions
 
@@ -288,3 +288,16 @@ def test_bad_cut_settings_fail_in_one_line_before_any_work(
         train(cfg)
     assert "\n" not in str(err.value)
     assert not (tmp_path / "data").exists() and not (tmp_path / "run").exists()  # nothing done
+
+
+@pytest.mark.parametrize("method", ["cyclegan", "cut", "fastcut"])
+def test_method_grid_cells_compose_with_the_cpu_recipe(compose_cfg, method) -> None:
+    """Each cell of `python sweep.py method_grid` at the default CPU recipe: the same budget
+    (2 epochs, 64 px), each method with its own networks, all valid."""
+    cfg = compose_cfg("+experiment/sweeps=method_grid", f"method={method}")
+    assert (cfg.schedule.n_epochs, cfg.schedule.decay_epoch, cfg.dataset.img_size) == (2, 1, 64)
+    assert cfg.model.variant == ("resnet" if method == "cyclegan" else "cut")
+    assert (cfg.model.ngf, cfg.model.n_residual_blocks) == (32, 6)
+    validate(cfg)  # e.g. 256 patches fit CUT's 16x16 maps at 64 px
+    grid = OmegaConf.load(ROOT / "experiments" / "sweeps" / "method_grid.yaml")
+    assert grid.hydra.sweeper.params.method == "cyclegan,cut,fastcut"
