@@ -53,3 +53,21 @@ def test_mode_knobs_reach_the_trainer_and_typos_are_refused() -> None:
 )
 def test_profile_groups(op: str, group: str) -> None:
     assert profile_step.group_of(op) == group
+
+
+def test_method_benchmark_runs_each_method_at_its_defaults() -> None:
+    import method_step
+
+    assert method_step.method_knobs("fastcut")["lambda_NCE"] == 10.0
+    assert method_step.method_knobs("fastcut")["num_patches"] == 256  # CUT's, inherited
+    rows = method_step.run_case(
+        64, 5, 1, 4, torch.device("cpu"), ["cyclegan", "cut", "fastcut"], 0, 1
+    )
+    assert [r["method"] for r in rows] == ["cyclegan", "cut", "fastcut"]
+    assert rows[0]["vs first"] == 1.0
+    for r in rows:
+        assert r["img/s"] == pytest.approx(1 / r["s/step"])
+    assert isinstance(
+        method_step.make_method("fastcut", 5, 4, torch.device("cpu")).criterion.flip_equivariance,
+        bool,
+    )
