@@ -77,10 +77,8 @@ class CUT(TrainingMethod):
         strategy: SingleProcess | None = None,
         seed: int = 0,
     ) -> None:
-        """`networks`: the model group's container, of which CUT keeps G_AB (as G) and D_B (as D).
-        `criterion`: the loss group's, of which CUT takes the gan_mode (its weights are its own).
-        `init_gain`: initialise G, D and F as CUT does (xavier_normal with this gain, zero biases);
-        None keeps the model group's init for G and D. The rest: conf/method/cut.yaml."""
+        """`networks`/`criterion`: the model and loss groups' (CUT keeps G_AB, D_B, gan_mode);
+        `init_gain`: CUT's xavier init of G, D, F (None: the model's). Keys: conf/method/cut.yaml."""
         if compile:
             raise ConfigError("trainer.compile=true is not supported with method=cut; set it false")
         settings = CUTLossSettings(

@@ -84,14 +84,10 @@ class CUTResnetGenerator(nn.Module):
         super().__init__()
         if n_blocks < 0:
             raise ValueError(f"n_blocks must be >= 0, got {n_blocks}")
-        if ngf < 1 or in_channels < 1 or out_channels < 1:
+        if min(ngf, in_channels, out_channels) < 1:
             raise ValueError(f"ngf and channel counts must be >= 1, got ngf={ngf}")
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        self.ngf = ngf
-        self.n_blocks = n_blocks
-        self.antialias = antialias
-        self.antialias_up = antialias_up
+        self.in_channels, self.out_channels, self.ngf = in_channels, out_channels, ngf
+        self.n_blocks, self.antialias, self.antialias_up = n_blocks, antialias, antialias_up
 
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
