@@ -15,7 +15,6 @@ states and a step's activations (one process's peak RSS would mix all methods).
 from __future__ import annotations
 
 import argparse
-import resource
 import statistics
 import subprocess
 import sys
@@ -103,15 +102,25 @@ def run_case(
     ]
 
 
+def _status_mib(field: str) -> float:
+    """A memory line of /proc/self/status (VmRSS: now, VmHWM: peak), in MiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024  # kB
+    raise RuntimeError(f"no {field} in /proc/self/status (Linux only)")
+
+
 def rss_growth_mib(name: str, size: int, blocks: int, batch: int, ngf: int, steps: int) -> float:
-    """Peak RSS of this (fresh) process over what the imports took, in MiB, after building one
-    method and running `steps` steps: its weights, optimizer states and a step's activations."""
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    """Peak RSS of this fresh process over its RSS after the imports, in MiB, after building one
+    method and running `steps` steps: its weights, optimizer states and a step's activations.
+    The peak is reset first: getrusage's ru_maxrss would include the parent's before the exec."""
+    Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+    before = _status_mib("VmRSS")
     method = make_method(name, blocks, ngf, torch.device("cpu"))
     batch_ = images(size, batch, torch.device("cpu"))
     for _ in range(steps):
         method.training_step(batch_)
-    return (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024  # KiB on Linux
+    return _status_mib("VmHWM") - before
 
 
 def rss_in_subprocess(name: str, case: str, ngf: int) -> float:
