@@ -59,6 +59,7 @@ def test_every_option_composes_and_instantiates(
         expected = {
             "resnet": ("nearest", "Discriminator"),
             "paper": ("transposed", "NLayerDiscriminator"),
+            "cut": ("antialias", "CUTNLayerDiscriminator"),
         }
         assert nets == expected[option]
     elif group == "loss":

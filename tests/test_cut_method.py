@@ -231,7 +231,7 @@ CUT_TINY = [
 @pytest.mark.parametrize("name", ["cut", "fastcut"])
 def test_method_option_trains_one_sided_and_evaluates_A_to_B(compose_cfg, tmp_path, name) -> None:
     cfg = compose_cfg(*CUT_TINY, f"method={name}")
-    assert cfg.model.variant == "cut"  # the method picks CUT's anti-aliased networks
+    assert cfg.model.generator == "cut"  # the method picks CUT's anti-aliased networks
     train(cfg)
     run = tmp_path / "run"
     summary = json.loads((run / "summary.json").read_text())
@@ -275,6 +275,7 @@ def test_model_cut_trains_cyclegan_too(compose_cfg, tmp_path) -> None:
         (["method.nce_layers=[0,4,40]"], r"nce_layers \[40\] outside the generator"),
         (["model=resnet", "method.nce_layers=[0,4,8,12,16]", "method.num_patches=16"], None),
         (["trainer.compile=true"], "trainer.compile=true is not supported with method=cut"),
+        (["model.generator=unet_128"], r"model.generator=unet_128 has none in one sequence"),
     ],
 )
 def test_bad_cut_settings_fail_in_one_line_before_any_work(
@@ -296,7 +297,7 @@ def test_method_grid_cells_compose_with_the_cpu_recipe(compose_cfg, method) -> N
     (2 epochs, 64 px), each method with its own networks, all valid."""
     cfg = compose_cfg("+experiment/sweeps=method_grid", f"method={method}")
     assert (cfg.schedule.n_epochs, cfg.schedule.decay_epoch, cfg.dataset.img_size) == (2, 1, 64)
-    assert cfg.model.variant == ("resnet" if method == "cyclegan" else "cut")
+    assert cfg.model.generator == ("resnet" if method == "cyclegan" else "cut")
     assert (cfg.model.ngf, cfg.model.n_residual_blocks) == (32, 6)
     validate(cfg)  # e.g. 256 patches fit CUT's 16x16 maps at 64 px
     grid = OmegaConf.load(ROOT / "experiments" / "sweeps" / "method_grid.yaml")

@@ -15,7 +15,7 @@ import torch
 
 from cyclegan.checkpoint import CheckpointError
 from cyclegan.importers_cut import load_cut_generator
-from cyclegan.models import Generator, Variant, build_discriminator, build_generator
+from cyclegan.models import Generator, define_generator, make_discriminator
 from cyclegan.nce.feature_taps import (
     CUT_NCE_LAYERS,
     NCEConfigError,
@@ -565,7 +565,8 @@ def test_importer_rejects_other_networks_in_one_line(name, match) -> None:
 @pytest.mark.parametrize("variant", ["cut", "resnet", "paper"])
 def test_container_builds_sampler_eagerly_from_the_generator(variant) -> None:
     torch.manual_seed(0)
-    G, D = build_generator(Variant(variant), 3, 4, 5), build_discriminator(Variant(variant), 3, 4)
+    D_KIND = {"cut": "cut", "resnet": "pytorch_gan", "paper": "basic"}[variant]
+    G, D = define_generator(variant, 3, 3, 4, 5), make_discriminator(D_KIND, 3, 4)
     nets = CUTNetworks(G, D, DEFAULT_NCE_LAYERS[variant], netF_nc=8)
     assert {k.split(".")[0] for k in nets.state_dict()} == {"G", "D", "F"}
     assert nets.translators() == {"AB": nets.G}
@@ -584,10 +585,10 @@ def test_container_builds_sampler_eagerly_from_the_generator(variant) -> None:
 
 
 def test_container_without_sampler_and_bad_layers() -> None:
-    G, D = build_generator(Variant.cut, 3, 4, 5), build_discriminator(Variant.cut, 3, 4)
+    G, D = define_generator("cut", 3, 3, 4, 5), make_discriminator("cut", 3, 4)
     nets = CUTNetworks(G, D, (0, 4, 8, 12, 16), use_sampler=False)
     assert nets.F is None and not any(k.startswith("F.") for k in nets.state_dict())
-    G = build_generator(Variant.resnet, 3, 4, 2)
+    G = define_generator("resnet", 3, 3, 4, 2)
     with pytest.raises(
         NCEConfigError, match=r"\[28\] outside the generator \(layers 0\.\.22\)"
     ) as exc:

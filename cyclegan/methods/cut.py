@@ -33,7 +33,7 @@ from cyclegan.errors import ConfigError
 from cyclegan.losses import CycleGANLoss
 from cyclegan.methods.base import Batch, OptimizerFactory, TrainingMethod, set_requires_grad
 from cyclegan.models import CycleGAN as CycleGANNetworks
-from cyclegan.models import Variant, build_generator, count_parameters
+from cyclegan.models import Generator, count_parameters, define_generator
 from cyclegan.nce.feature_taps import check_nce_layers, check_num_patches, feature_shapes
 from cyclegan.nce.objective import (
     CUTGeneratorPass,
@@ -42,7 +42,7 @@ from cyclegan.nce.objective import (
     generator_total,
 )
 from cyclegan.networks.cut import DEFAULT_NCE_LAYERS, CUTNetworks
-from cyclegan.networks.cut_resnet import init_xavier_normal
+from cyclegan.networks.cut_resnet import CUTResnetGenerator, init_xavier_normal
 from cyclegan.schedule import LRMultiplier
 from cyclegan.strategy import SingleProcess
 
@@ -86,7 +86,7 @@ class CUT(TrainingMethod):
             lambda_NCE=lambda_NCE,
             nce_idt=nce_idt,
             flip_equivariance=flip_equivariance,
-            nce_layers=default_layers(str(networks.variant), nce_layers),
+            nce_layers=default_layers(generator_kind(networks.G_AB), nce_layers),
             num_patches=num_patches,
             nce_T=nce_T,
             all_negatives_from_minibatch=all_negatives_from_minibatch,
@@ -113,7 +113,13 @@ class CUT(TrainingMethod):
         generator, more patches than a tapped feature map has positions, trainer.compile."""
         if method.get("compile"):
             raise ConfigError("trainer.compile=true is not supported with method=cut; set it false")
-        layers = default_layers(str(model["variant"]), method.get("nce_layers"))
+        kind = str(model["generator"])
+        if kind not in DEFAULT_NCE_LAYERS:
+            raise ConfigError(
+                f"method=cut taps a ResNet generator's layers; model.generator={kind} has none in "
+                f"one sequence: use model.generator={'|'.join(DEFAULT_NCE_LAYERS)}"
+            )
+        layers = default_layers(kind, method.get("nce_layers"))
         CUTLossSettings(
             lambda_GAN=method["lambda_GAN"],
             lambda_NCE=method["lambda_NCE"],
@@ -121,15 +127,12 @@ class CUT(TrainingMethod):
             num_patches=method["num_patches"],
             nce_T=method["nce_T"],
         )
+        channels = model.get("channels_A") or model["channels"]  # G: A -> B reads A's channels
+        out = model.get("channels_B") or model["channels"]
         with torch.device("meta"):  # shapes only: no weights are allocated or initialised
-            G = build_generator(
-                Variant(model["variant"]),
-                model["channels"],
-                model["ngf"],
-                model["n_residual_blocks"],
-            )
+            G = define_generator(kind, channels, out, model["ngf"], model["n_residual_blocks"])
         layers = check_nce_layers(G.model, layers)
-        shapes = feature_shapes(G.model, layers, model["channels"], img_size, img_size)
+        shapes = feature_shapes(G.model, layers, channels, img_size, img_size)
         check_num_patches(shapes, layers, method["num_patches"])
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -206,9 +209,21 @@ class CUT(TrainingMethod):
         self.patch_rng.set_state(state["patch_rng"])
 
 
-def default_layers(variant: str, nce_layers: Sequence[int] | None) -> tuple[int, ...]:
-    """The configured NCE layers, or the variant's equivalent of CUT's 0,4,8,12,16 when None."""
-    return DEFAULT_NCE_LAYERS[variant] if nce_layers is None else tuple(int(i) for i in nce_layers)
+def default_layers(kind: str, nce_layers: Sequence[int] | None) -> tuple[int, ...]:
+    """The configured NCE layers, or the generator's equivalent of CUT's 0,4,8,12,16 when None."""
+    return DEFAULT_NCE_LAYERS[kind] if nce_layers is None else tuple(int(i) for i in nce_layers)
+
+
+def generator_kind(G: nn.Module) -> str:
+    """`model.generator` of a built generator: cut, resnet or paper (the ones CUT can tap)."""
+    if isinstance(G, CUTResnetGenerator):
+        return "cut"
+    if isinstance(G, Generator):
+        return "resnet" if G.upsampling == "nearest" else "paper"
+    raise ConfigError(
+        f"method=cut taps a ResNet generator's layers, not a {type(G).__name__}; "
+        "use model.generator=cut|resnet|paper"
+    )
 
 
 def cut_networks(

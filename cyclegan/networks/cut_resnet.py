@@ -88,6 +88,8 @@ class CUTResnetGenerator(nn.Module):
             raise ValueError(f"ngf and channel counts must be >= 1, got ngf={ngf}")
         self.in_channels, self.out_channels, self.ngf = in_channels, out_channels, ngf
         self.n_blocks, self.antialias, self.antialias_up = n_blocks, antialias, antialias_up
+        # In the terms of cyclegan.generator_spec (and models.Generator's attribute).
+        self.upsampling = "antialias" if antialias_up else "transposed"
 
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
