@@ -66,3 +66,149 @@ class ReplayBuffer:
         assert isinstance(images, torch.Tensor | list)
         empty = isinstance(images, torch.Tensor) and not images.numel()
         self.images = [] if empty else [img.clone() for img in images]
+
+
+class DeviceReplayBuffer:
+    """The same replay buffer with its state and its random choices on the images' device.
+
+    `ReplayBuffer` decides image by image on the host (`torch.rand(...).item()`), which makes a CUDA
+    step wait for the GPU at every call and cannot be captured in a CUDA graph. Here the stored
+    images are one preallocated tensor (max_size + 1, C, H, W) and the fill count a 0-d tensor,
+    both on the device; each call draws a fixed number of random values on the device (one
+    uniform `u_j` and one slot `r_j` per image, used or not) and applies the rule with tensor ops
+    (`torch.where`, one gather, one `index_copy_`), so no value is ever read back to the host.
+
+    The rule is the sequential one of `ReplayBuffer`, image by image in batch order, with n the
+    fill count before image j:
+        n < max_size:          store image j in slot n, return it
+        otherwise, u_j < p:    return the image in slot r_j, store image j there
+        otherwise:             return image j
+    Two images of one batch may pick the same slot; then the later one gets the earlier one (as the
+    loop would give it) and the slot keeps the later one. Given the same draws (u_j, r_j) the
+    result equals `ReplayBuffer`'s exactly (tests/test_device_buffer.py). The draws themselves
+    differ: `ReplayBuffer` draws u_j only once full and r_j only when it swaps, a number of draws
+    known only after reading the outcomes, which is the host read this class exists to avoid. So
+    from one generator state the two buffers agree while filling and then follow different (equally
+    distributed) random streams; a checkpoint of either loads into the other.
+
+    Row max_size of the store is scratch: images that are not the last writer of their slot are
+    written there, so one fixed-shape `index_copy_` updates the store without duplicate targets.
+    """
+
+    def __init__(
+        self,
+        max_size: int = 50,
+        swap_prob: float = 0.5,
+        generator: torch.Generator | None = None,
+        device: torch.device | str = "cpu",
+    ) -> None:
+        if max_size < 0:
+            raise ValueError(f"replay buffer size must be >= 0, got {max_size}")
+        if not 0.0 <= swap_prob <= 1.0:
+            raise ValueError(f"replay buffer swap_prob must be in [0, 1], got {swap_prob}")
+        self.device = torch.device(device)
+        if generator is not None and not _same_device(generator.device, self.device):
+            raise ValueError(
+                f"the replay buffer's generator is on {generator.device} but its images are on "
+                f"{self.device}; create it with torch.Generator(device={str(self.device)!r})"
+            )
+        self.max_size = max_size
+        self.swap_prob = swap_prob
+        # None: the device's default generator, which CUDA graphs capture without registration.
+        self.generator = generator
+        self.store: torch.Tensor | None = None  # (max_size + 1, C, H, W), allocated on first use
+        self.count = torch.zeros((), dtype=torch.long, device=self.device)  # images held
+
+    def __len__(self) -> int:
+        """Images held; reads the count back from the device (not for use inside a step)."""
+        return int(self.count)
+
+    def push_and_pop(self, batch: torch.Tensor) -> torch.Tensor:
+        """Store the (detached) batch and return the images D should see, same shape as `batch`."""
+        batch = batch.detach()  # (B, C, H, W)
+        if self.max_size == 0:
+            return batch
+        if batch.device != self.count.device:
+            raise ValueError(
+                f"replay buffer on {self.count.device} got images on {batch.device}; create it "
+                f"with device={str(batch.device)!r}"
+            )
+        if self.store is None:
+            self.store = batch.new_zeros((self.max_size + 1, *batch.shape[1:]))
+        elif self.store.shape[1:] != batch.shape[1:]:
+            raise ValueError(
+                f"replay buffer holds images of shape {tuple(self.store.shape[1:])}, got "
+                f"{tuple(batch.shape[1:])}; every fake in one run must have one shape"
+            )
+        n = batch.shape[0]
+        u = torch.rand(n, generator=self.generator, device=batch.device)
+        r = torch.randint(self.max_size, (n,), generator=self.generator, device=batch.device)
+        out, dest = replay_rule(self.store, self.count, batch, u, r, self.swap_prob)
+        self.store.index_copy_(0, dest, batch)
+        self.count.add_(n).clamp_(max=self.max_size)
+        return out
+
+    def state_dict(self) -> dict[str, torch.Tensor | int]:
+        """`ReplayBuffer`'s format: the held images in slot order (one host read of the count)."""
+        n = len(self)
+        images = self.store[:n].clone() if self.store is not None and n else torch.empty(0)
+        return {"images": images, "max_size": self.max_size}
+
+    def load_state_dict(self, state: dict[str, torch.Tensor | int]) -> None:
+        """Loads either buffer's state; images beyond `max_size` (a smaller buffer now) are dropped."""
+        images = state["images"]
+        assert isinstance(images, torch.Tensor)
+        n = min(images.shape[0], self.max_size) if images.numel() else 0
+        if n == 0:
+            self.store = None
+            self.count.zero_()
+            return
+        self.store = images.new_zeros((self.max_size + 1, *images.shape[1:]), device=self.device)
+        self.store[:n] = images[:n]
+        self.count.fill_(n)
+
+
+def replay_rule(
+    store: torch.Tensor,
+    count: torch.Tensor,
+    batch: torch.Tensor,
+    u: torch.Tensor,
+    r: torch.Tensor,
+    swap_prob: float,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`DeviceReplayBuffer`'s rule for given draws, without side effects: (returned images, rows).
+
+    `store` (M + 1, C, H, W) with row M scratch, `count` a 0-d tensor <= M, `batch` (B, C, H, W),
+    `u` (B,) uniforms and `r` (B,) slots in [0, M). Returns the images to hand to D and, per image,
+    the store row it must be written to (M: scratch) so that `store.index_copy_(0, rows, batch)`
+    leaves every slot holding its last writer.
+    """
+    M = store.shape[0] - 1
+    j = torch.arange(batch.shape[0], device=batch.device)  # (B,)
+    fills = count + j < M  # stored while the buffer fills
+    swaps = ~fills & (u < swap_prob)
+    slot = torch.where(fills, count + j, r)  # (B,) the slot each image reads and/or writes
+    writes = fills | swaps
+    # pair[j, k]: image k writes the slot image j uses. For a swapping j, the latest such k < j
+    # put the image j must get; if there is none, it comes from the store.
+    pair = (slot[:, None] == slot[None, :]) & writes[None, :]  # (B, B)
+    earlier = pair & (j[None, :] < j[:, None])
+    later = pair & (j[None, :] > j[:, None])
+    has_earlier = earlier.any(dim=1)
+    latest = torch.where(earlier, j[None, :], -1).amax(dim=1).clamp(min=0)  # (B,)
+    previous = torch.where(_bcast(has_earlier, batch), batch[latest], store[slot])
+    out = torch.where(_bcast(swaps, batch), previous, batch)
+    last_writer = writes & ~later.any(dim=1)
+    return out, torch.where(last_writer, slot, M)
+
+
+def _bcast(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B,) -> (B, 1, 1, ...) to select whole images of `like`."""
+    return mask.view(-1, *([1] * (like.dim() - 1)))
+
+
+def _same_device(a: torch.device, b: torch.device) -> bool:
+    """Equal devices, treating 'cuda' and 'cuda:<current>' as the same."""
+    if a.type != b.type:
+        return False
+    return a.index is None or b.index is None or a.index == b.index
