@@ -129,5 +129,5 @@ def test_bad_inputs_name_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="EpochSampler"):
         DeviceBatches(small, small, EpochSampler(4), 1, 8)
     plain = UnpairedImageDataset(make_dataset(tmp_path).root, img_size=IMG)
-    with pytest.raises(ValueError, match="dataset.cache=true"):
+    with pytest.raises(ValueError, match=r"dataset\.cache=true"):
         DeviceBatches.from_dataset(plain, EpochSampler(len(plain)), 1, "cpu")
