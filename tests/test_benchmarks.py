@@ -14,7 +14,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import profile_step
 import train_step
 
-PEAKS = {"fp32": 100.0, "bf16": 100.0, "fp16": 100.0}
+from cyclegan.buffer import DeviceReplayBuffer
+
+PEAKS = {"fp32": 100.0, "tf32": 200.0, "bf16": 400.0}
 
 
 def test_baseline_and_optimized_modes_do_the_same_math() -> None:
@@ -29,7 +31,9 @@ def test_baseline_and_optimized_modes_do_the_same_math() -> None:
     # fewer FLOPs, but only by a little (the generators dominate).
     assert 0 < baseline["GFLOP/step"] - optimized["GFLOP/step"] < 0.05 * baseline["GFLOP/step"]
     assert optimized["img/s"] == pytest.approx(2 / optimized["s/step"])
-    assert optimized["of peak"] == pytest.approx(optimized["GFLOP/s"] / 100.0)
+    assert optimized["MFU tf32"] == pytest.approx(optimized["GFLOP/s"] / 200.0)
+    assert optimized["MFU bf16"] == pytest.approx(optimized["GFLOP/s"] / 400.0)
+    assert optimized["speed-up"] == pytest.approx(baseline["s/step"] / optimized["s/step"])
 
 
 def test_mode_knobs_reach_the_trainer_and_typos_are_refused() -> None:
@@ -37,6 +41,34 @@ def test_mode_knobs_reach_the_trainer_and_typos_are_refused() -> None:
     assert t.precision.dtype == torch.bfloat16 and t.memory_format == torch.channels_last
     with pytest.raises(SystemExit, match=r"unknown mode option.*'fast'"):
         train_step.make_trainer(32, 1, 1, torch.device("cpu"), "optimized+fast")
+
+
+def test_device_buffer_mode_does_the_same_math_without_host_reads() -> None:
+    rows = train_step.run_case(
+        32, 1, 2, torch.device("cpu"), ["baseline", "optimized", "optimized+devbuf"], 0, 1, PEAKS
+    )
+    assert rows[2]["mode"] == "optimized+devbuf" and rows[2]["loss gap"] < 1e-5
+    t = train_step.make_trainer(32, 1, 2, torch.device("cpu"), "optimized+devbuf")
+    assert isinstance(t.buffer_A, DeviceReplayBuffer)
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("optimized+graphs+fp16", "cannot be combined"),
+        ("optimized+compile+max", "choose one of"),
+        ("optimized+baseline", "unknown mode option"),
+    ],
+)
+def test_impossible_modes_are_refused(mode: str, message: str) -> None:
+    with pytest.raises(SystemExit, match=message):
+        train_step.parse_mode(mode)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on CPU-only machines")
+def test_graphs_mode_needs_cuda() -> None:
+    with pytest.raises(RuntimeError, match=r"trainer\.cuda_graphs=false"):
+        train_step.make_trainer(32, 1, 1, torch.device("cpu"), "optimized+graphs")
 
 
 @pytest.mark.parametrize(
