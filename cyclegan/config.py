@@ -127,6 +127,8 @@ class TrainerConfig:
     progress: bool = MISSING
     precision: str = MISSING
     compile: bool = MISSING
+    compile_mode: str = MISSING
+    cuda_graphs: bool = MISSING
     channels_last: bool = MISSING
     activation_checkpointing: bool = MISSING
     cudnn_benchmark: bool = MISSING
@@ -367,8 +369,12 @@ def _validate_trainer(t: Any) -> None:
         _check(value >= 0, f"trainer.{key}={value}: must be >= 0 (0 disables)")
     _check(t.n_samples >= 1, f"trainer.n_samples={t.n_samples}: must be >= 1")
     _check(
-        t.precision in ("32", "bf16-mixed", "16-mixed"),
-        f"trainer.precision={t.precision}: use 32, bf16-mixed or 16-mixed",
+        t.precision in ("auto", "32", "bf16-mixed", "16-mixed"),
+        f"trainer.precision={t.precision}: use auto, 32, bf16-mixed or 16-mixed",
+    )
+    _check(
+        t.compile_mode in ("default", "reduce-overhead", "max-autotune"),
+        f"trainer.compile_mode={t.compile_mode}: use default, reduce-overhead or max-autotune",
     )
     _check(
         t.strategy in ("auto", "single", "ddp"),

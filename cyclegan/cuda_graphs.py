@@ -24,15 +24,16 @@ parameters and optimizer state, and the graph goes on being used for full batche
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-Step = Callable[..., dict[str, torch.Tensor]]
+Batch = Mapping[str, torch.Tensor]
+Step = Callable[[Batch], dict[str, torch.Tensor]]
 
 
 class CapturedStep:
-    """`step(*inputs) -> {name: tensor}` run eagerly `warmup` times, then captured and replayed.
+    """`step(batch) -> {name: tensor}` run eagerly `warmup` times, then captured and replayed.
 
     The returned tensors are the graph's own outputs, overwritten by the next call: read or
     accumulate them (e.g. `LossWindow.add`) before calling again.
@@ -53,40 +54,42 @@ class CapturedStep:
         self.calls = 0
         self.eager_calls = 0  # calls run eagerly (warm-up, other shapes)
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.static_inputs: tuple[torch.Tensor, ...] = ()
+        self.static_inputs: dict[str, torch.Tensor] = {}
         self.static_outputs: dict[str, torch.Tensor] = {}
         # Warm-up runs on a side stream, as capture does, so that lazily created per-stream
         # state (cuBLAS workspaces, cuDNN plans) exists for the capture stream.
         self.stream = torch.cuda.Stream()
 
-    def __call__(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+    def __call__(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.calls += 1
         if self.graph is not None:
-            if tuple(x.shape for x in inputs) != tuple(x.shape for x in self.static_inputs):
+            if {k: v.shape for k, v in batch.items()} != {
+                k: v.shape for k, v in self.static_inputs.items()
+            }:
                 self.eager_calls += 1
-                return self.step(*inputs)
-            for static, x in zip(self.static_inputs, inputs, strict=True):
-                static.copy_(x, non_blocking=True)
+                return self.step(batch)
+            for key, static in self.static_inputs.items():
+                static.copy_(batch[key], non_blocking=True)
             self.graph.replay()
             return self.static_outputs
         if self.calls <= self.warmup:
             self.eager_calls += 1
             self.stream.wait_stream(torch.cuda.current_stream())
             with torch.cuda.stream(self.stream):
-                out = self.step(*inputs)
+                out = self.step(batch)
             torch.cuda.current_stream().wait_stream(self.stream)
             return out
-        return self._capture(inputs)
+        return self._capture(batch)
 
-    def _capture(self, inputs: tuple[torch.Tensor, ...]) -> dict[str, torch.Tensor]:
-        """Record one step on copies of `inputs`, then replay it once (capture runs nothing)."""
-        self.static_inputs = tuple(x.clone() for x in inputs)
+    def _capture(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Record one step on copies of `batch`, then replay it once (capture runs nothing)."""
+        self.static_inputs = {k: v.clone() for k, v in batch.items()}
         graph = torch.cuda.CUDAGraph()
         for generator in self.generators:
             graph.register_generator_state(generator)
         torch.cuda.synchronize()  # warm-up work done before recording begins
         with torch.cuda.graph(graph):
-            self.static_outputs = self.step(*self.static_inputs)
+            self.static_outputs = self.step(self.static_inputs)
         self.graph = graph
         graph.replay()
         return self.static_outputs
