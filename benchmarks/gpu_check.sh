@@ -4,7 +4,7 @@
 # 1. the GPU tests: the step makes no host synchronisation (set_sync_debug_mode), a whole-step
 #    CUDA graph replays the eager step's losses and weights;
 # 2. the step at 256 px / 9 blocks, batch 1 and 8: the seed's execution (baseline, the speed-ups'
-#    reference), eager fp32, device replay buffers (no sync), the whole step as a CUDA graph, bf16 +
+#    reference), eager fp32 (replay buffers on the device: no sync), the whole step as a CUDA graph, bf16 +
 #    channels_last, and their combination (images/s, speed-up, MFU against the same run's bf16 and
 #    TF32 matmul peaks, step memory);
 # 3. batch 8 only: strict fp32 (TF32 off), torch.compile, compile + CUDA graph (compiling is the
@@ -38,7 +38,7 @@ part tests 120 python3 -m pytest -q -rs tests/test_sync_free_step.py tests/test_
 
 part step 180 python3 benchmarks/train_step.py --device cuda --cases 256/9/1,256/9/8 \
     --reps 10 --warmup 3 \
-    --modes baseline,optimized,optimized+devbuf,optimized+graphs,optimized+bf16+cl,optimized+bf16+cl+graphs
+    --modes baseline,optimized,optimized+graphs,optimized+bf16+cl,optimized+bf16+cl+graphs
 
 part step_compile 240 python3 benchmarks/train_step.py --device cuda --cases 256/9/8 \
     --reps 10 --warmup 3 \

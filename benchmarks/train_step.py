@@ -15,10 +15,11 @@ first when not named): every speed-up is quoted against it.
   generator passes, one discriminator call on real+fake, frozen discriminators in the generator
   update, fused Adam). Knobs, joined with `+`:
   `+bf16`/`+fp16` (trainer.precision), `+cl` (channels_last), `+compile` (torch.compile of the
-  four networks; `+ro` with mode="reduce-overhead", i.e. CUDA graphs per network; `+max` with
-  mode="max-autotune"), `+devbuf` (the replay buffers on the device: a step with no host read),
-  `+graphs` (the whole step, optimizers included, captured as one CUDA graph and replayed:
-  implies `+devbuf`, capturable fused Adam with a tensor learning rate), `+strict` (cuDNN's TF32
+  four networks; `+ro` with trainer.compile_mode=reduce-overhead, i.e. CUDA graphs per network;
+  `+max` with max-autotune), `+devbuf` (the replay buffers on the device, as on a GPU by default:
+  a step with no host read; on CUDA every mode but baseline has them),
+  `+graphs` (trainer.cuda_graphs: the whole step, optimizer updates included, recorded as one
+  CUDA graph and replayed; implies `+devbuf`), `+strict` (cuDNN's TF32
   off, so fp32 convolutions on a GPU do true fp32 math; PyTorch's default runs them as TF32),
   `+ckpt` (activation checkpointing; its CPU memory: `activation_memory.py`, which runs the modes
   in separate processes for their peak RSS).
@@ -42,11 +43,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from cyclegan.activation_checkpointing import enable_activation_checkpointing
-from cyclegan.buffer import DeviceReplayBuffer
-from cyclegan.cuda_graphs import CapturedStep
 from cyclegan.losses import CycleGANLoss
 from cyclegan.methods.cyclegan import CycleGAN as Trainer
-from cyclegan.methods.cyclegan import GeneratorPair
 from cyclegan.models import CycleGAN
 from cyclegan.schedule import LRMultiplier
 
@@ -110,59 +108,39 @@ def parse_mode(mode: str) -> set[str]:
 def make_trainer(
     size: int, blocks: int, batch: int, device: torch.device, mode: str = "optimized"
 ) -> Trainer:
-    """A trainer with the paper's widths (ngf = ndf = 64) and the knobs `mode` names."""
+    """The CycleGAN method with the paper's widths (ngf = ndf = 64) and the knobs `mode` names."""
     knobs = parse_mode(mode)
     baseline = mode == "baseline"
-    graphs = "graphs" in knobs
     torch.manual_seed(0)
     model = CycleGAN("resnet", n_residual_blocks=blocks, ngf=64, ndf=64)
     if "ckpt" in knobs:  # trainer.activation_checkpointing=true
         enable_activation_checkpointing(model)
     optimizer = partial(
         torch.optim.Adam,
-        # A capturable optimizer reads its rate from a device tensor, updated in place.
-        lr=torch.tensor(2e-4, device=device) if graphs else 2e-4,
+        lr=2e-4,
         betas=(0.5, 0.999),
         fused=None if baseline else True,
         foreach=False if baseline else None,
-        capturable=graphs,
     )
     precision = next((PRECISIONS[k] for k in knobs if k in PRECISIONS), "32")
     compile_mode = next((COMPILE_MODES[k] for k in knobs if k in COMPILE_MODES), None)
-    trainer = Trainer(
+    method = Trainer(
         model,
         CycleGANLoss(),
         optimizer,
         LRMultiplier("linear", 200, 100),
         device,
         precision=precision,
+        compile=compile_mode is not None,
+        compile_mode=compile_mode or "default",
         channels_last="cl" in knobs,
+        cuda_graphs="graphs" in knobs,
+        # The seed's buffer decides in Python on the host, like ReplayBuffer; the method's own
+        # default is device buffers on a GPU, and +devbuf asks for them on a CPU too.
+        device_buffers=False if baseline else (True if knobs & {"devbuf", "graphs"} else None),
     )
-    if compile_mode is not None:
-        compile_networks(trainer, compile_mode)
-    if graphs or "devbuf" in knobs:
-        # The device's default generator: a CUDA graph registers it by itself.
-        trainer.buffer_A = DeviceReplayBuffer(50, device=device)
-        trainer.buffer_B = DeviceReplayBuffer(50, device=device)
-    if graphs:
-        if trainer.precision.dtype is not None:  # autocast's weight cache cannot live in a graph
-            dtype = trainer.precision.dtype
-            trainer.precision.autocast = partial(  # type: ignore[method-assign]
-                torch.autocast, device.type, dtype=dtype, cache_enabled=False
-            )
-        trainer.captured = CapturedStep(partial(optimized_step, trainer))  # type: ignore[attr-defined]
-    return trainer
-
-
-def compile_networks(trainer: Trainer, mode: str) -> None:
-    """What trainer.compile does, with a torch.compile mode (the trainer uses the default)."""
-    model = trainer.model
-    nets = tuple(
-        torch.compile(net, mode=mode) for net in (model.G_AB, model.G_BA, model.D_A, model.D_B)
-    )
-    trainer.nets = nets
-    trainer.generators = GeneratorPair(nets[0], nets[1])
-    trainer.discriminators = (nets[2], nets[3])
+    method.start(steps_per_epoch=100)  # what the loop does first (tensor rates for +graphs)
+    return method
 
 
 def baseline_step(
@@ -196,8 +174,6 @@ def step_of(mode: str) -> Step:
     """The mode's step function; `+strict` runs it with TF32 off (true fp32 convolutions)."""
     knobs = parse_mode(mode)
     step: Step = baseline_step if mode == "baseline" else optimized_step
-    if "graphs" in knobs:
-        step = _captured_step
     strict = "strict" in knobs
 
     def run(t: Trainer, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -214,10 +190,6 @@ def optimized_step(
 ) -> dict[str, torch.Tensor]:
     """The method's own training step (cyclegan.methods.cyclegan)."""
     return t.training_step({"A": real_A, "B": real_B})
-
-
-def _captured_step(t: Trainer, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
-    return t.captured(a, b)  # type: ignore[attr-defined]
 
 
 def flops_of(step: Step, trainer: Trainer, a: torch.Tensor, b: torch.Tensor) -> int:

@@ -71,12 +71,14 @@ class ReplayBuffer:
 class DeviceReplayBuffer:
     """The same replay buffer with its state and its random choices on the images' device.
 
-    `ReplayBuffer` decides image by image on the host (`torch.rand(...).item()`), which makes a CUDA
-    step wait for the GPU at every call and cannot be captured in a CUDA graph. Here the stored
-    images are one preallocated tensor (max_size + 1, C, H, W) and the fill count a 0-d tensor,
-    both on the device; each call draws a fixed number of random values on the device (one
-    uniform `u_j` and one slot `r_j` per image, used or not) and applies the rule with tensor ops
-    (`torch.where`, one gather, one `index_copy_`), so no value is ever read back to the host.
+    `ReplayBuffer` decides image by image in Python, from draws of a CPU generator: that makes the
+    GPU wait for nothing (the values read are host tensors), but each decision is a Python branch,
+    which a CUDA graph or torch.compile would freeze at capture, and the work is one launch per
+    image. Here the stored images are one preallocated tensor (max_size + 1, C, H, W) and the
+    fill count a 0-d tensor, both on the device; each call draws a fixed number of random values
+    on the device (one uniform `u_j` and one slot `r_j` per image, used or not) and applies the
+    rule with a fixed sequence of tensor ops (`torch.where`, gathers, one `index_copy_`), so no
+    value is read back to the host and the same kernels run at every call.
 
     The rule is the sequential one of `ReplayBuffer`, image by image in batch order, with n the
     fill count before image j:
@@ -87,7 +89,7 @@ class DeviceReplayBuffer:
     loop would give it) and the slot keeps the later one. Given the same draws (u_j, r_j) the
     result equals `ReplayBuffer`'s exactly (tests/test_device_buffer.py). The draws themselves
     differ: `ReplayBuffer` draws u_j only once full and r_j only when it swaps, a number of draws
-    known only after reading the outcomes, which is the host read this class exists to avoid. So
+    known only after reading the outcomes, which a device-side rule cannot do without a sync. So
     from one generator state the two buffers agree while filling and then follow different (equally
     distributed) random streams; a checkpoint of either loads into the other.
 

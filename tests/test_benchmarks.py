@@ -15,6 +15,7 @@ import profile_step
 import train_step
 
 from cyclegan.buffer import DeviceReplayBuffer
+from cyclegan.errors import ConfigError
 
 PEAKS = {"fp32": 100.0, "tf32": 200.0, "bf16": 400.0}
 
@@ -67,7 +68,7 @@ def test_impossible_modes_are_refused(mode: str, message: str) -> None:
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on CPU-only machines")
 def test_graphs_mode_needs_cuda() -> None:
-    with pytest.raises(RuntimeError, match=r"trainer\.cuda_graphs=false"):
+    with pytest.raises(ConfigError, match=r"trainer\.cuda_graphs=false"):
         train_step.make_trainer(32, 1, 1, torch.device("cpu"), "optimized+graphs")
 
 

@@ -2,9 +2,11 @@
 never waits for it.
 
 On the CPU the step runs under `forbid_host_reads` (tests/host_reads.py), with the replay buffers
-on the device (`device_buffers=True`, what a GPU run gets by default): it passes; with the CPU's
-`ReplayBuffer` it fails (its `.item()` draws), which shows the guard sees real reads. On CUDA the
-same step runs under `torch.cuda.set_sync_debug_mode("error")`.
+on the device (`device_buffers=True`, what a GPU run gets by default): it passes. With the CPU's
+`ReplayBuffer` it fails: its `.item()` reads of CPU-generator draws would not stall a GPU, but they
+are Python decisions that a CUDA graph would freeze, and on a CPU the guard cannot tell a host
+tensor from a device one. On CUDA the step runs under `torch.cuda.set_sync_debug_mode("error")`,
+eagerly and as a replayed CUDA graph.
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ def test_step_with_device_buffers_reads_nothing_back() -> None:
 
 
 def test_cpu_replay_buffer_is_a_host_read() -> None:
-    """The guard catches the real thing: ReplayBuffer's draws once its 3 slots are full."""
+    """The guard sees real reads: ReplayBuffer's draws once its 3 slots are full."""
     cpu = torch.device("cpu")
     method, data = tiny_method(cpu, device_buffers=False), batches(cpu, 3)
     with forbid_host_reads(), pytest.raises(HostReadError, match="_local_scalar_dense"):
