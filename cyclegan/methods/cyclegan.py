@@ -149,17 +149,8 @@ class CycleGAN(TrainingMethod):
         self.opt_G = self.add_optimizer("G", m.generator_parameters())
         self.opt_D_A = self.add_optimizer("D_A", m.D_A.parameters())
         self.opt_D_B = self.add_optimizer("D_B", m.D_B.parameters())
-        # Own RNG for the buffers, so their draws do not depend on data loading or init; per rank
-        # under DDP (rank 0 keeps seed + 1), so the ranks' buffers draw independently. On the
-        # buffers' device: a GPU's buffers draw there, without a host read.
-        on_device = device.type != "cpu" if device_buffers is None else device_buffers
-        rng_device = device if on_device else torch.device("cpu")
-        self.buffer_rng = torch.Generator(rng_device).manual_seed(strategy.seed(seed) + 1)
-        self.buffer_A, self.buffer_B = (
-            DeviceReplayBuffer(buffer_size, generator=self.buffer_rng, device=device)
-            if on_device
-            else ReplayBuffer(buffer_size, generator=self.buffer_rng)
-            for _ in "AB"
+        self.buffer_rng, self.buffer_A, self.buffer_B = _replay_buffers(
+            buffer_size, device, device_buffers, strategy.seed(seed) + 1
         )
         self.graph: CapturedStep | None = None
         if cuda_graphs:
@@ -284,6 +275,23 @@ class CycleGAN(TrainingMethod):
                 "the checkpoint's replay-buffer RNG was on another kind of device; the buffers "
                 "draw from this run's seed from here on (not bit-exact)"
             )
+
+
+def _replay_buffers(
+    size: int, device: torch.device, on_device: bool | None, seed: int
+) -> tuple[torch.Generator, ReplayBuffer | DeviceReplayBuffer, ReplayBuffer | DeviceReplayBuffer]:
+    """The buffers' own RNG and the two buffers (A, B).
+
+    Own RNG, so the draws do not depend on data loading or init; seeded per rank under DDP (rank
+    0 keeps seed + 1), so the ranks' buffers draw independently. On a GPU (`on_device` None) or
+    when asked, `DeviceReplayBuffer`s drawing from a generator on the device; on a CPU,
+    `ReplayBuffer`s, whose draws keep the default run's numbers.
+    """
+    on_device = device.type != "cpu" if on_device is None else on_device
+    rng = torch.Generator(device if on_device else "cpu").manual_seed(seed)
+    if on_device:
+        return rng, *(DeviceReplayBuffer(size, generator=rng, device=device) for _ in "AB")
+    return rng, *(ReplayBuffer(size, generator=rng) for _ in "AB")
 
 
 def _check_graph_settings(
