@@ -129,6 +129,7 @@ class TrainerConfig:
     compile: bool = MISSING
     compile_mode: str = MISSING
     cuda_graphs: bool = MISSING
+    device_cache: bool = MISSING
     channels_last: bool = MISSING
     activation_checkpointing: bool = MISSING
     cudnn_benchmark: bool = MISSING
@@ -226,6 +227,11 @@ def validate(cfg: Any) -> None:
     _validate_networks_for_size(cfg.model, cfg.dataset, cfg.loss)
     _validate_channels(cfg.dataset, cfg.loss)
     _validate_trainer(cfg.trainer)
+    _check(
+        not cfg.trainer.device_cache or cfg.dataset.cache,
+        "trainer.device_cache=true moves the dataset's image cache to the device: set "
+        "dataset.cache=true too",
+    )
     _check(
         cfg.optimized_mode in ("max", "min"),
         f"optimized_mode={cfg.optimized_mode}: use max or min",

@@ -131,3 +131,33 @@ def test_bad_inputs_name_the_fix(tmp_path: Path) -> None:
     plain = UnpairedImageDataset(make_dataset(tmp_path).root, img_size=IMG)
     with pytest.raises(ValueError, match=r"dataset\.cache=true"):
         DeviceBatches.from_dataset(plain, EpochSampler(len(plain)), 1, "cpu")
+
+
+def test_training_with_the_device_cache_equals_training_without(
+    compose_cfg, tmp_path: Path
+) -> None:
+    """trainer.device_cache=true: the same batches, so the same losses and weights (CPU, exact)."""
+    from cyclegan.checkpoint import load_checkpoint
+    from cyclegan.training import train
+    from tests.conftest import TINY
+
+    tiny = [*TINY, "trainer.sample_every=0", "trainer.n_samples=1"]
+    first = train(compose_cfg(*tiny))
+    second = train(
+        compose_cfg(*tiny, "trainer.device_cache=true", f"paths.output_dir={tmp_path / 'b'}")
+    )
+    assert first == second
+    a = load_checkpoint(tmp_path / "run" / "checkpoints" / "last.pt")
+    b = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert a["last_logged"] == b["last_logged"]  # the logged losses, bit for bit
+    losses = [k for k in a["window"] if not k.startswith("_")]  # the rest are host timings
+    assert all(a["window"][k] == b["window"][k] for k in losses)
+
+
+def test_device_cache_without_the_dataset_cache_is_refused(compose_cfg) -> None:
+    from cyclegan.config import ConfigError, validate
+    from tests.conftest import TINY
+
+    with pytest.raises(ConfigError, match=r"set dataset\.cache=true too"):
+        validate(compose_cfg(*TINY, "trainer.device_cache=true", "dataset.cache=false"))

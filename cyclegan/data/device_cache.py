@@ -178,10 +178,10 @@ class DeviceBatches:
         cached = dataset._cache  # the per-domain uint8 images (None: unreadable file)
         if cached is None or dataset.img_size is None:
             raise ValueError(
-                "the device cache needs the dataset's image cache: set dataset.cache=true (and "
-                "raise dataset.cache_max_gb if the cache was skipped)"
+                "trainer.device_cache=true needs the dataset's image cache: set "
+                "dataset.cache=true (and raise dataset.cache_max_gb if the cache was skipped)"
             )
-        return cls(
+        batches = cls(
             DeviceImageCache(cached["A"], device),
             DeviceImageCache(cached["B"], device),
             sampler,
@@ -191,6 +191,8 @@ class DeviceBatches:
             dataset.seed,
             memory_format,
         )
+        batches.dataset = dataset  # what the run's summary reads (skipped images)
+        return batches
 
     def __init__(
         self,
@@ -230,6 +232,7 @@ class DeviceBatches:
         self.img_size, self.flip, self.seed = img_size, flip, seed
         self.memory_format = memory_format
         self.device = cache_A.device
+        self.dataset: UnpairedImageDataset | None = None
 
     def __len__(self) -> int:
         return -(-len(self.sampler) // self.batch_size)
