@@ -155,9 +155,7 @@ class CycleGAN(TrainingMethod):
         self.graph: CapturedStep | None = None
         if cuda_graphs:
             self.precision.cache_enabled = False  # autocast's weight cache cannot be replayed
-            for optimizer in self.optimizers.values():
-                for group in optimizer.param_groups:
-                    group["capturable"] = True  # step counts on the device
+            self._make_capturable()
             self.graph = CapturedStep(self.update, generators=(self.buffer_rng,))
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
@@ -170,11 +168,17 @@ class CycleGAN(TrainingMethod):
         """Under `cuda_graphs` the rates live in device tensors (a graph reads them where they
         were at capture; the LR schedulers update them in place)."""
         super().start(steps_per_epoch)
-        if self.graph is None:
-            return
+        if self.graph is not None:
+            self._make_capturable()
+
+    def _make_capturable(self) -> None:
+        """Optimizer step counts and rates on the device, as a replayed step needs them; again
+        after a checkpoint is loaded (its param groups replace these settings)."""
         for optimizer in self.optimizers.values():
             for group in optimizer.param_groups:
-                group["lr"] = torch.as_tensor(group["lr"], dtype=torch.float32, device=self.device)
+                group["capturable"] = True
+                if not isinstance(group["lr"], torch.Tensor):
+                    group["lr"] = torch.tensor(group["lr"], dtype=torch.float32, device=self.device)
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One update of the generators (equations in the module docstring), then of D_A and D_B."""
