@@ -47,8 +47,8 @@ part step_compile 240 python3 benchmarks/train_step.py --device cuda --cases 256
 # The default run, then the same with the faster settings (those the config knows).
 runs=("default:")
 runs+=("bf16-cl:trainer.precision=bf16-mixed trainer.channels_last=true")
-if python3 train.py --cfg job trainer.cuda_graphs=true trainer.precision=auto >/dev/null 2>&1; then
-    runs+=("fast:trainer.cuda_graphs=true trainer.precision=auto")
+if python3 train.py --cfg job trainer.cuda_graphs=true trainer.precision=auto trainer.device_cache=true >/dev/null 2>&1; then
+    runs+=("fast:trainer.cuda_graphs=true trainer.precision=auto trainer.device_cache=true")
 fi
 for run in "${runs[@]}"; do
     name=${run%%:*} knobs=${run#*:}

@@ -102,3 +102,24 @@ def test_cuda_step_never_synchronises(graphs: bool) -> None:
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert window.count == 4 and window.first_nonfinite() is None
+
+
+def test_device_buffers_resume_exactly(tmp_path) -> None:
+    """The method's state and rank state (device buffers, their generator) through a checkpoint
+    file: the resumed method continues with the same losses as the one that never stopped."""
+    cpu = torch.device("cpu")
+    data = batches(cpu, 6)
+    straight = tiny_method(cpu, device_buffers=True)
+    straight.start(steps_per_epoch=6)
+    run(straight, data[:4])  # buffers full and swapping
+    torch.save(
+        {"state": straight.state_dict(), "rank": straight.rank_state()}, tmp_path / "ckpt.pt"
+    )
+    expected = run(straight, data[4:]).pop_means()
+
+    saved = torch.load(tmp_path / "ckpt.pt", weights_only=True)
+    resumed = tiny_method(cpu, device_buffers=True)
+    resumed.load_state_dict(saved["state"])
+    resumed.load_rank_state(saved["rank"])
+    resumed.start(steps_per_epoch=6)
+    assert run(resumed, data[4:]).pop_means() == expected
