@@ -23,6 +23,7 @@ import argparse
 import itertools
 import math
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -155,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.pytorch_gan is None:
         parser.error("pass the path of a PyTorch-GAN checkout")
+    # A SIGTERM ends this script through its `finally` blocks, which kill the running side.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     script = seed_script(args.pytorch_gan.resolve())
     scratch_dir = args.scratch or Path(tempfile.mkdtemp(prefix="seed_compare_"))
     data = prepare_data(scratch_dir.resolve(), size)
