@@ -86,3 +86,23 @@ def test_graphs_mode_needs_cuda() -> None:
 )
 def test_profile_groups(op: str, group: str) -> None:
     assert profile_step.group_of(op) == group
+
+
+def test_seed_compare_times_iterations_from_progress_records(tmp_path: Path) -> None:
+    """Iterations are timed between the '\\r[Epoch' records a loop writes, as the seed's does."""
+    import seed_compare
+
+    loop = (
+        "import sys, time\n"
+        "for i in range(6):\n"
+        "    t = time.perf_counter()\n"
+        "    while time.perf_counter() - t < 0.05 * (i + 1): pass\n"  # busy: CPU time too
+        "    sys.stdout.write(f'\\r[Epoch 0/1] [Batch {i}/6]'); sys.stdout.flush()\n"
+    )
+    wall, cpu = seed_compare.iteration_times([sys.executable, "-c", loop], tmp_path, 3, {})
+    assert len(wall) == len(cpu) == 3
+    # Each iteration lasts at least its busy time; a loaded machine may only add to it.
+    assert all(t - 0.02 <= w <= t + 0.3 for w, t in zip(wall, [0.10, 0.15, 0.20], strict=True))
+    assert all(0.0 <= c <= w + 0.03 for c, w in zip(cpu, wall, strict=True))
+    with pytest.raises(SystemExit, match="pass the root of a PyTorch-GAN checkout"):
+        seed_compare.seed_script(tmp_path)
