@@ -93,6 +93,11 @@ class DeviceReplayBuffer:
     from one generator state the two buffers agree while filling and then follow different (equally
     distributed) random streams; a checkpoint of either loads into the other.
 
+    Fakes of several sizes (dataset.preprocess=scale_width or none keep each image's shape, at
+    batch 1) cannot share one store: at the first fake of another size the buffer hands over, for
+    good, to a per-image `ReplayBuffer` holding the same images (such runs cannot be replayed as
+    CUDA graphs anyway); its generator state is saved with the images, so a resume stays exact.
+
     Row max_size of the store is scratch: images that are not the last writer of their slot are
     written there, so one fixed-shape `index_copy_` updates the store without duplicate targets.
     """
@@ -120,10 +125,13 @@ class DeviceReplayBuffer:
         self.generator = generator
         self.store: torch.Tensor | None = None  # (max_size + 1, C, H, W), allocated on first use
         self.count = torch.zeros((), dtype=torch.long, device=self.device)  # images held
+        # Fakes of several sizes (dataset.preprocess=scale_width or none, batch 1) cannot share
+        # one store: the buffer then hands over to a per-image ReplayBuffer for good.
+        self.by_image: ReplayBuffer | None = None
 
     def __len__(self) -> int:
         """Images held; reads the count back from the device (not for use inside a step)."""
-        return int(self.count)
+        return len(self.by_image) if self.by_image is not None else int(self.count)
 
     def push_and_pop(self, batch: torch.Tensor) -> torch.Tensor:
         """Store the (detached) batch and return the images D should see, same shape as `batch`."""
@@ -135,13 +143,12 @@ class DeviceReplayBuffer:
                 f"replay buffer on {self.count.device} got images on {batch.device}; create it "
                 f"with device={str(batch.device)!r}"
             )
+        if self.store is not None and self.store.shape[1:] != batch.shape[1:]:
+            self._hand_over_to_replay_buffer()
+        if self.by_image is not None:
+            return self.by_image.push_and_pop(batch)
         if self.store is None:
             self.store = batch.new_zeros((self.max_size + 1, *batch.shape[1:]))
-        elif self.store.shape[1:] != batch.shape[1:]:
-            raise ValueError(
-                f"replay buffer holds images of shape {tuple(self.store.shape[1:])}, got "
-                f"{tuple(batch.shape[1:])}; every fake in one run must have one shape"
-            )
         n = batch.shape[0]
         u = torch.rand(n, generator=self.generator, device=batch.device)
         r = torch.randint(self.max_size, (n,), generator=self.generator, device=batch.device)
@@ -150,15 +157,41 @@ class DeviceReplayBuffer:
         self.count.add_(n).clamp_(max=self.max_size)
         return out
 
-    def state_dict(self) -> dict[str, torch.Tensor | int]:
-        """`ReplayBuffer`'s format: the held images in slot order (one host read of the count)."""
+    def _hand_over_to_replay_buffer(self, images: list[torch.Tensor] | None = None) -> None:
+        """Continue as a per-image `ReplayBuffer` (with the images held so far), drawing from a
+        CPU generator seeded once from this buffer's generator (one host read, once)."""
+        seed = torch.randint(2**62, (1,), generator=self.generator, device=self.device)
+        self.by_image = ReplayBuffer(
+            self.max_size, self.swap_prob, torch.Generator().manual_seed(int(seed))
+        )
+        if images is None:
+            n = int(self.count)
+            images = list(self.store[:n]) if self.store is not None else []
+        self.by_image.images = [img.clone() for img in images]
+        self.store = None
+
+    def state_dict(self) -> dict[str, torch.Tensor | list[torch.Tensor] | int]:
+        """`ReplayBuffer`'s format: the held images in slot order (one host read of the count).
+        After a hand-over, also the per-image buffer's generator state, for an exact resume."""
+        if self.by_image is not None:
+            assert self.by_image.generator is not None
+            return {**self.by_image.state_dict(), "host_rng": self.by_image.generator.get_state()}
         n = len(self)
         images = self.store[:n].clone() if self.store is not None and n else torch.empty(0)
         return {"images": images, "max_size": self.max_size}
 
-    def load_state_dict(self, state: dict[str, torch.Tensor | int]) -> None:
-        """Loads either buffer's state; images beyond `max_size` (a smaller buffer now) are dropped."""
+    def load_state_dict(self, state: dict[str, torch.Tensor | list[torch.Tensor] | int]) -> None:
+        """Loads either buffer's state; images beyond `max_size` (a smaller buffer now) are dropped.
+        Images of several sizes (a list) continue per image, as they were saved."""
         images = state["images"]
+        self.by_image = None
+        if isinstance(images, list) or "host_rng" in state:
+            held = [img.to(self.device) for img in images][: self.max_size]
+            self._hand_over_to_replay_buffer(held)
+            assert self.by_image is not None and self.by_image.generator is not None
+            if "host_rng" in state:
+                self.by_image.generator.set_state(state["host_rng"])  # type: ignore[arg-type]
+            return
         assert isinstance(images, torch.Tensor)
         n = min(images.shape[0], self.max_size) if images.numel() else 0
         if n == 0:

@@ -233,6 +233,13 @@ def validate(cfg: Any) -> None:
         "dataset.cache=true too",
     )
     _check(
+        not cfg.trainer.device_cache
+        or str(cfg.dataset.preprocess) in ("resize_and_crop", "crop", "scale_width_and_crop"),
+        f"trainer.device_cache=true needs samples of one size, and dataset.preprocess="
+        f"{cfg.dataset.preprocess} keeps each image's shape: use a cropping mode or "
+        "trainer.device_cache=false",
+    )
+    _check(
         cfg.optimized_mode in ("max", "min"),
         f"optimized_mode={cfg.optimized_mode}: use max or min",
     )

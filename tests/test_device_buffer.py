@@ -188,9 +188,30 @@ def test_bad_arguments_name_the_fix() -> None:
         DeviceReplayBuffer(-1)
     with pytest.raises(ValueError, match=r"swap_prob must be in \[0, 1\]"):
         DeviceReplayBuffer(4, swap_prob=1.5)
-    buf = DeviceReplayBuffer(4)
-    buf.push_and_pop(images([1]))
-    with pytest.raises(ValueError, match="every fake in one run must have one shape"):
-        buf.push_and_pop(torch.zeros(1, 3, 4, 4))
     with pytest.raises(ValueError, match="create it with device='cpu'"):
         DeviceReplayBuffer(4, device="meta").push_and_pop(images([1]))
+
+
+def test_fakes_of_several_sizes_continue_per_image_and_resume_exactly() -> None:
+    """preprocess=scale_width or none (batch 1): each fake keeps its image's shape, which one store
+    cannot hold; the buffer hands over to a per-image ReplayBuffer, images kept, state exact."""
+
+    def fake(value: float, size: int) -> torch.Tensor:
+        return torch.full((1, 3, size, size + 1), value)
+
+    buf = DeviceReplayBuffer(3, generator=torch.Generator().manual_seed(0))
+    buf.push_and_pop(fake(0.0, 2))
+    out = buf.push_and_pop(fake(1.0, 4))  # another size: hand-over, still filling
+    assert buf.by_image is not None and buf.store is None
+    assert torch.equal(out, fake(1.0, 4)) and len(buf) == 2
+    for i in range(3):
+        buf.push_and_pop(fake(2.0 + i, 2 + 2 * (i % 2)))
+    state = buf.state_dict()
+    assert isinstance(state["images"], list) and "host_rng" in state
+
+    twin = DeviceReplayBuffer(3, generator=torch.Generator().manual_seed(9))
+    twin.load_state_dict(state)
+    assert [img.shape for img in twin.by_image.images] == [img.shape for img in buf.by_image.images]
+    for i in range(6):  # full: swaps drawn from the restored per-image generator
+        batch = fake(10.0 + i, 2 + 2 * (i % 2))
+        assert torch.equal(buf.push_and_pop(batch), twin.push_and_pop(batch))

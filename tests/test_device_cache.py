@@ -12,7 +12,7 @@ from PIL import Image
 from cyclegan.data.device_cache import DeviceBatches, DeviceImageCache, normalize_uint8
 from cyclegan.data.folder import UnpairedImageDataset
 from cyclegan.data.sampling import EpochSampler
-from cyclegan.data.transforms import crop_flip_normalize
+from cyclegan.data.transforms import Preprocess, Preprocessing, crop_flip_normalize
 from tests.host_reads import forbid_host_reads
 
 IMG, SCALE = 16, 1.12  # resized short side 17: two crop offsets per axis on the short side
@@ -60,6 +60,29 @@ def test_same_pixels_as_the_dataset_for_every_key(tmp_path: Path, flip: bool) ->
         for g, w in zip(got, want, strict=True):
             assert torch.equal(g["A"], w["A"]) and torch.equal(g["B"], w["B"])  # bit-identical
     assert len(batches) == 3
+
+
+@pytest.mark.parametrize(
+    ("preprocess", "channels_A"),
+    [
+        (Preprocessing(Preprocess.crop, crop_size=(12, 16)), 1),  # no resize, HxW crop, gray A
+        (Preprocessing(Preprocess.scale_width_and_crop, 20, (16, 12), flip=True), 3),
+        (Preprocessing(Preprocess.resize_and_crop, 18, (14, 18), flip=False), 1),
+    ],
+)
+def test_same_pixels_in_every_cropping_mode_and_channel_count(
+    tmp_path: Path, preprocess: Preprocessing, channels_A: int
+) -> None:
+    make_dataset(tmp_path)
+    data = UnpairedImageDataset(
+        tmp_path, seed=3, cache=True, preprocess=preprocess, channels_A=channels_A
+    )
+    batches = loader(data, batch_size=3)
+    batches.sampler.set_epoch(1)
+    got, want = list(batches), expected_batches(data, batches.sampler, 3)
+    assert got[0]["A"].shape == (3, channels_A, *preprocess.crop_size)
+    for g, w in zip(got, want, strict=True):
+        assert torch.equal(g["A"], w["A"]) and torch.equal(g["B"], w["B"])
 
 
 def test_unreadable_images_are_replaced_as_in_the_dataset(tmp_path: Path) -> None:
@@ -124,10 +147,12 @@ def test_bad_inputs_name_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="must be uint8"):
         DeviceImageCache([torch.zeros(3, 4, 4)], "cpu")
     small = DeviceImageCache([torch.zeros(3, 8, 8, dtype=torch.uint8)], "cpu")
-    with pytest.raises(ValueError, match="smaller than the 16px crop"):
-        DeviceBatches(small, small, EpochSampler(1), 1, 16)
+    with pytest.raises(ValueError, match="smaller than the 16x16 crop"):
+        DeviceBatches(small, small, EpochSampler(1), 1, Preprocessing.legacy(16))
     with pytest.raises(ValueError, match="EpochSampler"):
-        DeviceBatches(small, small, EpochSampler(4), 1, 8)
+        DeviceBatches(small, small, EpochSampler(4), 1, Preprocessing.legacy(8, 1.0))
+    with pytest.raises(ValueError, match="needs samples of one size"):
+        DeviceBatches(small, small, EpochSampler(1), 1, Preprocessing(Preprocess.none))
     plain = UnpairedImageDataset(make_dataset(tmp_path).root, img_size=IMG)
     with pytest.raises(ValueError, match=r"dataset\.cache=true"):
         DeviceBatches.from_dataset(plain, EpochSampler(len(plain)), 1, "cpu")

@@ -16,7 +16,8 @@ resumed run skips the same keys, and DDP ranks shard the same order.
 A sample's crop of the flat pixel array, for image i of C x H_i x W_i stored from offset o_i,
 crop top t, left l, size S, mirror m:
     out[c, y, x] = pixels[o_i + c H_i W_i + (t + y) W_i + (l + (S - 1 - x if m else x))]
-then out / 255 - 0.5) / 0.5 as `crop_flip_normalize` computes it.
+then (out / 255 - 0.5) / 0.5 as `augment` computes it. Cropping preprocess modes only
+(resize_and_crop, crop, scale_width_and_crop): the others keep each image's shape.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from collections.abc import Iterator, Sequence
 import numpy as np
 import torch
 
-from cyclegan.data.folder import UnpairedImageDataset
 from cyclegan.data.sampling import EpochSampler
+from cyclegan.data.transforms import Preprocessing
+from cyclegan.data.unpaired import UnpairedImageDataset
 
 # Per sample and domain: image index, crop top, crop left, mirror (0/1).
 DRAW_FIELDS = 4
@@ -116,7 +118,7 @@ def _next_readable(images: Sequence[torch.Tensor | None], start: int) -> int:
 
 
 def normalize_uint8(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float32 [-1, 1], the arithmetic of `crop_flip_normalize` (bit-identical)."""
+    """uint8 [0, 255] -> float32 [-1, 1], the arithmetic of `augment` (bit-identical)."""
     return images.to(torch.float32).div(255).sub(0.5).div(0.5)
 
 
@@ -131,26 +133,27 @@ def sample_draws(
     seed: int,
     epoch: int,
     index: int,
-    img_size: int,
+    crop_size: tuple[int, int],
     flip: bool,
 ) -> list[list[int]]:
     """[[image, top, left, mirror] for A, the same for B]: the dataset's draws for (epoch, index).
 
     Mirrors `UnpairedImageDataset._sample` on its cache path: index % n picks A (n = the larger
-    domain), B is `randint(len(B))`; then `crop_flip_normalize` draws top, left (only when the
-    image is larger than the crop) and the mirror (only with flip), for A and then for B.
+    domain), B is `randint(len(B))`; then `augment` draws top, left (only when the image is not
+    already the crop's size) and the mirror (only with flip), for A and then for B.
     """
     n = max(len(cache_A), len(cache_B))
     g = torch.Generator().manual_seed(sample_seed(seed, epoch, index % n))
     index_B = int(torch.randint(len(cache_B), (1,), generator=g))
+    crop_h, crop_w = crop_size
     out = []
     for cache, i in ((cache_A, (index % n) % len(cache_A)), (cache_B, index_B)):
         i = cache.remap[i]
         height, width = cache.size_of(i)
         top = left = 0
-        if (height, width) != (img_size, img_size):
-            top = int(torch.randint(0, height - img_size + 1, size=(1,), generator=g))
-            left = int(torch.randint(0, width - img_size + 1, size=(1,), generator=g))
+        if (height, width) != (crop_h, crop_w):
+            top = int(torch.randint(0, height - crop_h + 1, size=(1,), generator=g))
+            left = int(torch.randint(0, width - crop_w + 1, size=(1,), generator=g))
         mirror = int(flip and float(torch.rand(1, generator=g)) < 0.5)
         out.append([i, top, left, mirror])
     return out
@@ -176,7 +179,7 @@ class DeviceBatches:
     ) -> DeviceBatches:
         """Move a dataset's uint8 cache (`dataset.cache=true`) to `device` once."""
         cached = dataset._cache  # the per-domain uint8 images (None: unreadable file)
-        if cached is None or dataset.img_size is None:
+        if cached is None or dataset.preprocess is None:
             raise ValueError(
                 "trainer.device_cache=true needs the dataset's image cache: set "
                 "dataset.cache=true (and raise dataset.cache_max_gb if the cache was skipped)"
@@ -186,8 +189,7 @@ class DeviceBatches:
             DeviceImageCache(cached["B"], device),
             sampler,
             batch_size,
-            dataset.img_size,
-            dataset.flip,
+            dataset.preprocess,
             dataset.seed,
             memory_format,
         )
@@ -200,26 +202,32 @@ class DeviceBatches:
         cache_B: DeviceImageCache,
         sampler: EpochSampler,
         batch_size: int,
-        img_size: int,
-        flip: bool = True,
+        preprocess: Preprocessing,
         seed: int = 0,
         memory_format: torch.memory_format = torch.contiguous_format,
     ) -> None:
+        if not preprocess.crops:
+            raise ValueError(
+                f"trainer.device_cache=true needs samples of one size: dataset.preprocess="
+                f"{preprocess.mode.value} keeps each image's shape; use resize_and_crop, crop or "
+                "scale_width_and_crop"
+            )
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}; fix trainer.batch_size")
         if cache_A.device != cache_B.device:
             raise ValueError(f"domains cached on {cache_A.device} and {cache_B.device}")
+        crop_h, crop_w = preprocess.crop_size
         for name, cache in (("A", cache_A), ("B", cache_B)):
             small = [
                 i
                 for i in range(len(cache))
-                if min(cache.size_of(i)) < img_size  # never true for load_scale >= 1
+                if cache.size_of(i)[0] < crop_h or cache.size_of(i)[1] < crop_w
             ]
             if small:
                 h, w = cache.size_of(small[0])
                 raise ValueError(
                     f"cached image {small[0]} of domain {name} is {h}x{w}, smaller than the "
-                    f"{img_size}px crop; use dataset.load_scale >= 1"
+                    f"{crop_h}x{crop_w} crop; lower dataset.crop_size"
                 )
         if sampler.n != max(len(cache_A), len(cache_B)):
             raise ValueError(
@@ -229,7 +237,7 @@ class DeviceBatches:
         self.cache_A, self.cache_B = cache_A, cache_B
         self.sampler = sampler
         self.batch_size = batch_size
-        self.img_size, self.flip, self.seed = img_size, flip, seed
+        self.crop_size, self.flip, self.seed = preprocess.crop_size, preprocess.flip, seed
         self.memory_format = memory_format
         self.device = cache_A.device
         self.dataset: UnpairedImageDataset | None = None
@@ -246,7 +254,7 @@ class DeviceBatches:
         """The batch of the given (epoch, index) keys: host draws, one copy, gathers on device."""
         draws = torch.tensor(
             [
-                sample_draws(self.cache_A, self.cache_B, self.seed, e, i, self.img_size, self.flip)
+                sample_draws(self.cache_A, self.cache_B, self.seed, e, i, self.crop_size, self.flip)
                 for e, i in keys
             ],
             dtype=torch.long,
@@ -256,9 +264,9 @@ class DeviceBatches:
             # until the copy has run, so the next batch cannot overwrite it in flight.
             draws = draws.pin_memory()
         draws = draws.to(self.device, non_blocking=True)
-        size = self.img_size
+        crop_h, crop_w = self.crop_size
         return {
-            name: normalize_uint8(cache.crop(draws[:, d], size, size)).contiguous(
+            name: normalize_uint8(cache.crop(draws[:, d], crop_h, crop_w)).contiguous(
                 memory_format=self.memory_format
             )
             for d, (name, cache) in enumerate((("A", self.cache_A), ("B", self.cache_B)))
