@@ -195,23 +195,41 @@ class TrainingLoop:
     def _check_finite(self, collective: bool = True) -> None:
         """Stop before a NaN/inf can reach a checkpoint (the last saved one stays good): one read
         of the window's flag, at log lines and before evaluating or saving. `collective`: every
-        process is here (log lines, numbered checkpoints), so they vote and all stop together."""
+        process is here (log lines, numbered checkpoints), so they pool what they found and all
+        stop together, each naming the step and the losses."""
         bad = self.window.first_nonfinite()
-        elsewhere = False
+        step = None if bad is None else self.step - self.window.count + bad[0] + 1
+        values = {} if bad is None else bad[1]
         if collective:
-            flag = torch.tensor([0.0 if bad is None else 1.0], device=self.method.device)
-            elsewhere = float(self.strategy.reduce_window(flag)[0]) > 0
-        if bad is None and not elsewhere:
+            step, values = self._pool_nonfinite(step, values)
+        if step is None:
             return
-        what = f"at step {self.step}: another process's losses"
-        if bad is not None:
-            index, values = bad
-            step = self.step - self.window.count + index + 1
-            what = f"at step {step}: " + ", ".join(f"{k}={v}" for k, v in values.items())
+        named = ", ".join(f"{k}={v}" for k, v in values.items())
         raise NonFiniteLossError(
-            f"non-finite loss {what}; training stopped and the last checkpoint is intact: "
-            "lower optim.lr, check the data, or resume=auto"
+            f"non-finite loss at step {step}: {named}; training stopped and the last checkpoint "
+            "is intact: lower optim.lr, check the data, or resume=auto"
         )
+
+    def _pool_nonfinite(
+        self, step: int | None, values: dict[str, float]
+    ) -> tuple[int | None, dict[str, float]]:
+        """Every process's finding, from one reduction: [found, its step, its K loss values]
+        summed over the processes (a NaN or inf survives the sum). The identity in one process."""
+        keys = self.window.keys
+        mine = (
+            [1.0, float(step), *(values.get(k, 0.0) for k in keys)]
+            if step
+            else [0.0] * (2 + len(keys))
+        )
+        vector = torch.tensor(mine, dtype=torch.float64, device=self.method.device)
+        total = (self.strategy.reduce_window(vector) * self.strategy.world_size).tolist()
+        found = round(total[0])
+        if found == 0:
+            return None, {}
+        if step is None:  # found elsewhere: its step if one process found it, else this one
+            step = round(total[1]) if found == 1 else self.step
+            values = {k: v for k, v in zip(keys, total[2:], strict=True) if not math.isfinite(v)}
+        return step, values
 
     # ------------------------------------------------------------------ evaluation, samples
 
