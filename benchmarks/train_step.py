@@ -3,10 +3,13 @@
     python benchmarks/train_step.py                       # CPU: 128 px / 9 blocks / batch 1 and 64 / 6 / 4
     python benchmarks/train_step.py --device cuda --cases 256/9/1,256/9/8 \\
         --modes optimized,optimized+devbuf,optimized+graphs,optimized+bf16+cl+compile
+    python benchmarks/train_step.py --modes optimized --set model.generator=unet_256 \\
+        --set model.discriminator=basic --set loss.gan_mode=wgangp --cases 256/9/1
 
 Modes run from the same weights and batch, alternating (A B C A B C ...) so a machine whose speed
 drifts affects all alike; times are medians after warm-up. `baseline` is always measured (added
-first when not named): every speed-up is quoted against it.
+first when not named): every speed-up is quoted against it, except with `--set loss.*` options,
+which the seed's step does not have (then the first mode is the reference).
 - `baseline` mirrors the seed's execution (PyTorch-GAN's cyclegan.py, checked against the real
   script by `seed_compare.py`): eager fp32, every generator and discriminator call separate,
   discriminator weight gradients computed (then discarded) during the generator update, Adam's
@@ -38,6 +41,7 @@ import statistics
 import time
 from collections.abc import Callable
 from functools import partial
+from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -106,13 +110,21 @@ def parse_mode(mode: str) -> set[str]:
 
 
 def make_trainer(
-    size: int, blocks: int, batch: int, device: torch.device, mode: str = "optimized"
+    size: int,
+    blocks: int,
+    batch: int,
+    device: torch.device,
+    mode: str = "optimized",
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> Trainer:
-    """The CycleGAN method with the paper's widths (ngf = ndf = 64) and the knobs `mode` names."""
+    """The CycleGAN method with the paper's widths (ngf = ndf = 64), the knobs `mode` names and
+    the network and loss `options` ({"model": {...}, "loss": {...}}: config keys, see --set)."""
+    options = options or {}
     knobs = parse_mode(mode)
     baseline = mode == "baseline"
     torch.manual_seed(0)
-    model = CycleGAN("resnet", n_residual_blocks=blocks, ngf=64, ndf=64)
+    widths = {"n_residual_blocks": blocks, "ngf": 64, "ndf": 64}
+    model = CycleGAN(**{**widths, **options.get("model", {})})  # --set model.ngf=... wins
     if "ckpt" in knobs:  # trainer.activation_checkpointing=true
         enable_activation_checkpointing(model)
     optimizer = partial(
@@ -126,7 +138,7 @@ def make_trainer(
     compile_mode = next((COMPILE_MODES[k] for k in knobs if k in COMPILE_MODES), None)
     method = Trainer(
         model,
-        CycleGANLoss(),
+        CycleGANLoss(**options.get("loss", {})),
         optimizer,
         LRMultiplier("linear", 200, 100),
         device,
@@ -208,25 +220,29 @@ def run_case(
     warmup: int,
     reps: int,
     peaks: dict[str, float],
+    options: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict]:
-    if "baseline" not in modes:
-        raise ValueError("modes must include 'baseline', the reference of every speed-up")
+    """One case's rows; speed-ups against `baseline`, or the first mode when it is not run
+    (network or loss options the seed's step does not have)."""
+    reference = "baseline" if "baseline" in modes else modes[0]
     g = torch.Generator().manual_seed(1)
     a = (torch.rand(batch, 3, size, size, generator=g) * 2 - 1).to(device)
     b = (torch.rand(batch, 3, size, size, generator=g) * 2 - 1).to(device)
-    trainers = {mode: make_trainer(size, blocks, batch, device, mode) for mode in modes}
+    trainers = {mode: make_trainer(size, blocks, batch, device, mode, options) for mode in modes}
     # Same math: one step from identical weights gives the same losses (before any timing).
     first, first_s = {}, {}
     for mode, t in trainers.items():
         start = time.perf_counter()
         first[mode] = {k: float(v) for k, v in step_of(mode)(t, a, b).items()}
         first_s[mode] = time.perf_counter() - start  # includes compilation for +compile
-    ref = first["baseline"]
+    ref = first[reference]
     keys = ("loss_G", "loss_D_A", "loss_D_B")
     gaps = {mode: max(abs(first[mode][k] - ref[k]) for k in keys) for mode in modes}
     # FLOPs on fresh eager fp32 trainers (the counter does not see inside compiled graphs).
     eager_flops = {
-        kind: flops_of(step_of(kind), make_trainer(size, blocks, batch, device, kind), a, b)
+        kind: flops_of(
+            step_of(kind), make_trainer(size, blocks, batch, device, kind, options), a, b
+        )
         for kind in {"baseline" if m == "baseline" else "optimized" for m in modes}
     }
     times: dict[str, list[float]] = {mode: [] for mode in modes}
@@ -247,7 +263,7 @@ def run_case(
                 # modes' resident weights and optimizer states.
                 used = torch.cuda.max_memory_allocated(device) - resident
                 memory[mode] = max(memory[mode], used / 2**30)
-    base = statistics.median(times["baseline"])
+    base = statistics.median(times[reference])
     rows = []
     for mode in modes:
         sec = statistics.median(times[mode])
@@ -291,6 +307,27 @@ def print_table(rows: list[dict], with_memory: bool) -> None:
         print(line + (f" {r['GiB']:>8.2f}" if with_memory else ""), flush=True)
 
 
+def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
+    """`model.generator=unet_256`, `loss.lambda_gp=10` ... -> {"model": {...}, "loss": {...}}."""
+    options: dict[str, dict[str, Any]] = {"model": {}, "loss": {}}
+    for item in items:
+        key, sep, text = item.partition("=")
+        group, _, name = key.partition(".")
+        if not sep or group not in options or not name:
+            raise SystemExit(f"--set {item}: use model.KEY=VALUE or loss.KEY=VALUE")
+        value: Any = text
+        for cast in (int, float):
+            try:
+                value = cast(text)
+                break
+            except ValueError:
+                pass
+        if text.lower() in ("true", "false"):
+            value = text.lower() == "true"
+        options[group][name] = value
+    return options
+
+
 def measure_peaks(device: torch.device) -> dict[str, float]:
     """GFLOP/s of the best large matmul: fp32 (strict), TF32 and bf16 on CUDA; fp32 on a CPU."""
     fp32 = gemm_peak_gflops(device, torch.float32)
@@ -320,14 +357,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a model./loss. config key for every mode, e.g. --set model.generator=unet_256 "
+        "--set loss.gan_mode=wgangp (benchmarks/options.py tables them all)",
+    )
     args = parser.parse_args(argv)
+    options = parse_sets(args.set)
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # what the trainer does on CUDA
     modes = args.modes.split(",")
     for mode in modes:
         parse_mode(mode)  # refuse typos before minutes of measuring
-    modes = ["baseline", *(m for m in modes if m != "baseline")]
+    if options["loss"]:  # the baseline is the seed's lsgan step: the first mode is the reference
+        if "baseline" in modes:
+            raise SystemExit(
+                "the baseline mode is the seed's lsgan step: drop it to time loss. options"
+            )
+    else:
+        modes = ["baseline", *(m for m in modes if m != "baseline")]
     peaks = measure_peaks(device)
     name = (
         torch.cuda.get_device_name(device)
@@ -342,7 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for case in args.cases.split(","):
         size, blocks, batch = (int(x) for x in case.split("/"))
-        case_rows = run_case(size, blocks, batch, device, modes, args.warmup, args.reps, peaks)
+        case_rows = run_case(
+            size, blocks, batch, device, modes, args.warmup, args.reps, peaks, options
+        )
         print_table(case_rows, device.type == "cuda")  # each case as soon as it is measured
         rows += case_rows
     if len(args.cases.split(",")) > 1:
