@@ -386,6 +386,11 @@ def _validate_trainer(t: Any) -> None:
         f"trainer.precision={t.precision}: use auto, 32, bf16-mixed or 16-mixed",
     )
     _check(
+        not t.cuda_graphs or (t.precision != "16-mixed" and str(t.device) not in ("cpu", "mps")),
+        f"trainer.cuda_graphs=true needs a CUDA device and no fp16 loss scaling (device="
+        f"{t.device}, precision={t.precision}); set trainer.cuda_graphs=false",
+    )
+    _check(
         t.compile_mode in ("default", "reduce-overhead", "max-autotune"),
         f"trainer.compile_mode={t.compile_mode}: use default, reduce-overhead or max-autotune",
     )

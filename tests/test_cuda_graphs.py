@@ -95,3 +95,14 @@ def test_a_learning_rate_of_zero_set_in_place_freezes_the_replayed_step() -> Non
         group["lr"].fill_(0.0)  # what the LR scheduler does with a tensor rate
     m.training_step(batches[4])
     assert all(torch.equal(b, a) for b, a in zip(before, m.model.G_AB.parameters(), strict=True))
+
+
+@pytest.mark.parametrize(
+    "overrides", [["trainer.device=cpu"], ["trainer.precision=16-mixed", "trainer.device=cuda"]]
+)
+def test_config_refuses_cuda_graphs_where_they_cannot_run(compose_cfg, overrides) -> None:
+    from cyclegan.config import validate
+    from tests.conftest import TINY
+
+    with pytest.raises(ConfigError, match=r"set trainer\.cuda_graphs=false"):
+        validate(compose_cfg(*TINY, "trainer.cuda_graphs=true", *overrides))
