@@ -1,27 +1,37 @@
-"""Speed of one CycleGAN training step: the naive execution vs ours, interleaved, beside the GEMM peak.
+"""Speed of one CycleGAN training step: the seed's execution vs ours, interleaved, beside the GEMM peaks.
 
     python benchmarks/train_step.py                       # CPU: 128 px / 9 blocks / batch 1 and 64 / 6 / 4
     python benchmarks/train_step.py --device cuda --cases 256/9/1,256/9/8 \\
-        --modes baseline,optimized,optimized+bf16,optimized+bf16+cl,optimized+bf16+cl+compile
+        --modes optimized,optimized+devbuf,optimized+graphs,optimized+bf16+cl+compile
     python benchmarks/train_step.py --modes optimized --set model.generator=unet_256 \\
         --set model.discriminator=basic --set loss.gan_mode=wgangp --cases 256/9/1
 
 Modes run from the same weights and batch, alternating (A B C A B C ...) so a machine whose speed
-drifts affects all alike; times are medians after warm-up.
-- `baseline` mirrors the seed's execution: eager fp32, every generator and discriminator call
-  separate, discriminator weight gradients computed (then discarded) during the generator update,
-  gradients zeroed in place, Adam's per-parameter loop.
+drifts affects all alike; times are medians after warm-up. `baseline` is always measured (added
+first when not named): every speed-up is quoted against it, except with `--set loss.*` options,
+which the seed's step does not have (then the first mode is the reference).
+- `baseline` mirrors the seed's execution (PyTorch-GAN's cyclegan.py, checked against the real
+  script by `seed_compare.py`): eager fp32, every generator and discriminator call separate,
+  discriminator weight gradients computed (then discarded) during the generator update, Adam's
+  per-parameter loop, gradients set to None by `zero_grad()` (torch's default, which the seed uses).
 - `optimized` is `cyclegan.methods.cyclegan.CycleGAN.training_step` with the default settings (batched
   generator passes, one discriminator call on real+fake, frozen discriminators in the generator
-  update, set_to_none, fused Adam). `+bf16`/`+fp16` (trainer.precision), `+cl` (channels_last) and
-  `+compile` (torch.compile) add the opt-in knobs, `+ckpt` activation checkpointing (its CPU
-  memory: `activation_memory.py`, which runs the modes in separate processes for their peak
-  RSS); `+strict` turns cuDNN's TF32 off, so fp32
-  convolutions on a GPU do true fp32 math (PyTorch's default runs them as TF32).
+  update, fused Adam). Knobs, joined with `+`:
+  `+bf16`/`+fp16` (trainer.precision), `+cl` (channels_last), `+compile` (torch.compile of the
+  four networks; `+ro` with trainer.compile_mode=reduce-overhead, i.e. CUDA graphs per network;
+  `+max` with max-autotune), `+devbuf` (the replay buffers on the device, as on a GPU by default:
+  a step with no host read; on CUDA every mode but baseline has them),
+  `+graphs` (trainer.cuda_graphs: the whole step, optimizer updates included, recorded as one
+  CUDA graph and replayed; implies `+devbuf`), `+strict` (cuDNN's TF32
+  off, so fp32 convolutions on a GPU do true fp32 math; PyTorch's default runs them as TF32),
+  `+ckpt` (activation checkpointing; its CPU memory: `activation_memory.py`, which runs the modes
+  in separate processes for their peak RSS).
 Same math: the losses after one step from the same seed agree with the baseline's to ~1e-5 in fp32
 ("loss gap"; reduced precision shows its own rounding there). FLOPs are counted once per case with
-torch.utils.flop_counter on the eager fp32 path; "of peak" compares the achieved rate with the best
-of several large matmuls in the mode's dtype, measured in the same run.
+torch.utils.flop_counter on the eager fp32 path. MFU is the achieved rate over the best of several
+large matmuls measured in the same run: in bf16 ("MFU bf16") and in TF32 ("MFU tf32"), the two
+ceilings of a GPU's tensor cores; on a CPU both columns use the fp32 matmul (the CPU's ceiling).
+"step GiB" (CUDA) is the memory the step allocates over the resident weights and optimizer state.
 """
 
 from __future__ import annotations
@@ -44,27 +54,59 @@ from cyclegan.schedule import LRMultiplier
 
 Step = Callable[[Trainer, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 PRECISIONS = {"bf16": "bf16-mixed", "fp16": "16-mixed"}
+KNOBS = {"bf16", "fp16", "cl", "compile", "ro", "max", "devbuf", "graphs", "strict", "ckpt"}
+COMPILE_MODES = {"compile": "default", "ro": "reduce-overhead", "max": "max-autotune"}
 
 
-def gemm_peak_gflops(device: torch.device, dtype: torch.dtype, reps: int = 5) -> float:
-    """Best rate of large square matmuls: the ceiling convolutions are measured against."""
+def gemm_peak_gflops(
+    device: torch.device, dtype: torch.dtype, reps: int = 5, tf32: bool = False
+) -> float:
+    """Best rate of large square matmuls: the ceiling convolutions are measured against.
+
+    `tf32=True` lets an fp32 matmul run on the tensor cores as TF32 (CUDA; off by default in
+    PyTorch for matmuls, on for cuDNN convolutions).
+    """
     n = 2048 if device.type == "cpu" else 8192
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    a @ b  # warm-up (library load, clocks up)
-    best = float("inf")
-    for _ in range(reps):
-        sync(device)
-        t = time.perf_counter()
-        a @ b
-        sync(device)
-        best = min(best, time.perf_counter() - t)
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    try:
+        a @ b  # warm-up (library load, clocks up)
+        best = float("inf")
+        for _ in range(reps):
+            sync(device)
+            t = time.perf_counter()
+            a @ b
+            sync(device)
+            best = min(best, time.perf_counter() - t)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
     return 2 * n**3 / best / 1e9
 
 
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def parse_mode(mode: str) -> set[str]:
+    """The knobs of `optimized+a+b` (baseline has none); typos and impossible mixes refused."""
+    knobs = set(mode.split("+")[1:])
+    unknown = knobs - KNOBS
+    if unknown:
+        raise SystemExit(
+            f"unknown mode option(s) {sorted(unknown)}: use "
+            + ", ".join(f"+{k}" for k in sorted(KNOBS))
+        )
+    if "graphs" in knobs and knobs & {"fp16", "ro"}:
+        raise SystemExit(
+            "+graphs cannot be combined with +fp16 (loss scaling reads the host) or +ro "
+            "(reduce-overhead is CUDA graphs already)"
+        )
+    if len(knobs & set(COMPILE_MODES)) > 1:
+        raise SystemExit("choose one of +compile, +ro, +max")
+    return knobs
 
 
 def make_trainer(
@@ -75,16 +117,10 @@ def make_trainer(
     mode: str = "optimized",
     options: dict[str, dict[str, Any]] | None = None,
 ) -> Trainer:
-    """A trainer with the paper's widths (ngf = ndf = 64), the knobs `mode` names and the network
-    and loss `options` ({"model": {...}, "loss": {...}}: the model/loss config keys, see --set)."""
+    """The CycleGAN method with the paper's widths (ngf = ndf = 64), the knobs `mode` names and
+    the network and loss `options` ({"model": {...}, "loss": {...}}: config keys, see --set)."""
     options = options or {}
-    knobs = set(mode.split("+")[1:])
-    unknown = knobs - {"bf16", "fp16", "cl", "compile", "strict", "ckpt"}
-    if unknown:
-        raise SystemExit(
-            f"unknown mode option(s) {sorted(unknown)}: use +bf16, +fp16, +cl, +compile, +strict, "
-            "+ckpt"
-        )
+    knobs = parse_mode(mode)
     baseline = mode == "baseline"
     torch.manual_seed(0)
     widths = {"n_residual_blocks": blocks, "ngf": 64, "ndf": 64}
@@ -99,16 +135,24 @@ def make_trainer(
         foreach=False if baseline else None,
     )
     precision = next((PRECISIONS[k] for k in knobs if k in PRECISIONS), "32")
-    return Trainer(
+    compile_mode = next((COMPILE_MODES[k] for k in knobs if k in COMPILE_MODES), None)
+    method = Trainer(
         model,
         CycleGANLoss(**options.get("loss", {})),
         optimizer,
         LRMultiplier("linear", 200, 100),
         device,
         precision=precision,
+        compile=compile_mode is not None,
+        compile_mode=compile_mode or "default",
         channels_last="cl" in knobs,
-        compile="compile" in knobs,
+        cuda_graphs="graphs" in knobs,
+        # The seed's buffer decides in Python on the host, like ReplayBuffer; the method's own
+        # default is device buffers on a GPU, and +devbuf asks for them on a CPU too.
+        device_buffers=False if baseline else (True if knobs & {"devbuf", "graphs"} else None),
     )
+    method.start(steps_per_epoch=100)  # what the loop does first (tensor rates for +graphs)
+    return method
 
 
 def baseline_step(
@@ -116,7 +160,7 @@ def baseline_step(
 ) -> dict[str, torch.Tensor]:
     """The seed's step, call by call (PyTorch-GAN's cyclegan.py), on the trainer's parts."""
     m, crit = t.model, t.criterion
-    t.opt_G.zero_grad(set_to_none=False)
+    t.opt_G.zero_grad()
     loss_id = (crit.identity(m.G_BA(real_A), real_A) + crit.identity(m.G_AB(real_B), real_B)) / 2
     fake_B = m.G_AB(real_A)
     fake_A = m.G_BA(real_B)
@@ -130,7 +174,7 @@ def baseline_step(
         ("loss_D_A", m.D_A, t.opt_D_A, real_A, fake_A, t.buffer_A),
         ("loss_D_B", m.D_B, t.opt_D_B, real_B, fake_B, t.buffer_B),
     ):
-        opt.zero_grad(set_to_none=False)
+        opt.zero_grad()
         loss = crit.discriminator(D(real), D(buffer.push_and_pop(fake).detach()))
         loss.backward()
         opt.step()
@@ -138,17 +182,11 @@ def baseline_step(
     return losses
 
 
-def optimized_step(
-    t: Trainer, real_A: torch.Tensor, real_B: torch.Tensor
-) -> dict[str, torch.Tensor]:
-    """The method's own training step (cyclegan.methods.cyclegan)."""
-    return t.training_step({"A": real_A, "B": real_B})
-
-
 def step_of(mode: str) -> Step:
     """The mode's step function; `+strict` runs it with TF32 off (true fp32 convolutions)."""
-    step = baseline_step if mode == "baseline" else optimized_step
-    strict = "strict" in mode.split("+")
+    knobs = parse_mode(mode)
+    step: Step = baseline_step if mode == "baseline" else optimized_step
+    strict = "strict" in knobs
 
     def run(t: Trainer, a: torch.Tensor, b: torch.Tensor) -> dict[str, torch.Tensor]:
         # cuDNN runs fp32 convolutions as TF32 on tensor cores by default (Ampere and newer); a
@@ -157,6 +195,13 @@ def step_of(mode: str) -> Step:
         return step(t, a, b)
 
     return run
+
+
+def optimized_step(
+    t: Trainer, real_A: torch.Tensor, real_B: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """The method's own training step (cyclegan.methods.cyclegan)."""
+    return t.training_step({"A": real_A, "B": real_B})
 
 
 def flops_of(step: Step, trainer: Trainer, a: torch.Tensor, b: torch.Tensor) -> int:
@@ -177,6 +222,9 @@ def run_case(
     peaks: dict[str, float],
     options: dict[str, dict[str, Any]] | None = None,
 ) -> list[dict]:
+    """One case's rows; speed-ups against `baseline`, or the first mode when it is not run
+    (network or loss options the seed's step does not have)."""
+    reference = "baseline" if "baseline" in modes else modes[0]
     g = torch.Generator().manual_seed(1)
     a = (torch.rand(batch, 3, size, size, generator=g) * 2 - 1).to(device)
     b = (torch.rand(batch, 3, size, size, generator=g) * 2 - 1).to(device)
@@ -187,7 +235,7 @@ def run_case(
         start = time.perf_counter()
         first[mode] = {k: float(v) for k, v in step_of(mode)(t, a, b).items()}
         first_s[mode] = time.perf_counter() - start  # includes compilation for +compile
-    ref = first[modes[0]]
+    ref = first[reference]
     keys = ("loss_G", "loss_D_A", "loss_D_B")
     gaps = {mode: max(abs(first[mode][k] - ref[k]) for k in keys) for mode in modes}
     # FLOPs on fresh eager fp32 trainers (the counter does not see inside compiled graphs).
@@ -215,12 +263,12 @@ def run_case(
                 # modes' resident weights and optimizer states.
                 used = torch.cuda.max_memory_allocated(device) - resident
                 memory[mode] = max(memory[mode], used / 2**30)
-    base = statistics.median(times[modes[0]])
+    base = statistics.median(times[reference])
     rows = []
     for mode in modes:
         sec = statistics.median(times[mode])
         flops = eager_flops["baseline" if mode == "baseline" else "optimized"]
-        dtype = next((k for k in ("bf16", "fp16") if k in mode.split("+")), "fp32")
+        rate = flops / sec / 1e9  # GFLOP/s
         rows.append(
             {
                 "case": f"{size}/{blocks}/{batch}",
@@ -228,8 +276,9 @@ def run_case(
                 "s/step": sec,
                 "img/s": batch / sec,
                 "GFLOP/step": flops / 1e9,
-                "GFLOP/s": flops / sec / 1e9,
-                "of peak": flops / sec / 1e9 / peaks[dtype],
+                "GFLOP/s": rate,
+                "MFU bf16": rate / peaks["bf16"],
+                "MFU tf32": rate / peaks["tf32"],
                 "speed-up": base / sec,
                 "loss gap": gaps[mode],
                 "GiB": memory[mode],
@@ -242,16 +291,18 @@ def run_case(
 def print_table(rows: list[dict], with_memory: bool) -> None:
     width = max(10, *(len(r["mode"]) for r in rows))
     header = (
-        f"{'case':>9s} {'mode':>{width}s} {'s/step':>8s} {'img/s':>7s} {'GFLOP/step':>10s} "
-        f"{'GFLOP/s':>8s} {'of peak':>7s} {'speed-up':>8s} {'loss gap':>8s} {'1st step':>8s}"
+        f"{'case':>9s} {'mode':>{width}s} {'s/step':>8s} {'img/s':>7s} {'speed-up':>8s} "
+        f"{'GFLOP/step':>10s} {'GFLOP/s':>8s} {'MFU bf16':>8s} {'MFU tf32':>8s} "
+        f"{'loss gap':>8s} {'1st step':>8s}"
     ) + (f" {'step GiB':>8s}" if with_memory else "")
     print(header)
     print("-" * len(header))
     for r in rows:
         line = (
             f"{r['case']:>9s} {r['mode']:>{width}s} {r['s/step']:>8.4f} {r['img/s']:>7.2f} "
-            f"{r['GFLOP/step']:>10.1f} {r['GFLOP/s']:>8.1f} {r['of peak']:>7.0%} "
-            f"{r['speed-up']:>7.2f}x {r['loss gap']:>8.1e} {r['1st step s']:>7.1f}s"
+            f"{r['speed-up']:>7.2f}x {r['GFLOP/step']:>10.1f} {r['GFLOP/s']:>8.1f} "
+            f"{r['MFU bf16']:>8.1%} {r['MFU tf32']:>8.1%} {r['loss gap']:>8.1e} "
+            f"{r['1st step s']:>7.1f}s"
         )
         print(line + (f" {r['GiB']:>8.2f}" if with_memory else ""), flush=True)
 
@@ -277,6 +328,19 @@ def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
     return options
 
 
+def measure_peaks(device: torch.device) -> dict[str, float]:
+    """GFLOP/s of the best large matmul: fp32 (strict), TF32 and bf16 on CUDA; fp32 on a CPU."""
+    fp32 = gemm_peak_gflops(device, torch.float32)
+    if device.type != "cuda":
+        # CPUs without bf16 matrix units take minutes for one such matmul: fp32 is the ceiling.
+        return {"fp32": fp32, "tf32": fp32, "bf16": fp32}
+    return {
+        "fp32": fp32,
+        "tf32": gemm_peak_gflops(device, torch.float32, tf32=True),
+        "bf16": gemm_peak_gflops(device, torch.bfloat16),
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -287,7 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--modes",
         default="baseline,optimized",
-        help="comma-separated; the first is the speed-up's reference. baseline | optimized[+bf16|+fp16][+cl][+compile]",
+        help="comma-separated: baseline (always run: the speed-ups' reference) | "
+        "optimized[+bf16|+fp16][+cl][+compile|+ro|+max][+devbuf][+graphs][+strict]",
     )
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
@@ -302,19 +367,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     options = parse_sets(args.set)
-    if options.get("loss") and "baseline" in args.modes.split(","):
-        raise SystemExit(
-            "the baseline mode is the seed's lsgan step: drop it to time loss. options"
-        )
     device = torch.device(args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # what the trainer does on CUDA
     modes = args.modes.split(",")
-    peaks = {"fp32": gemm_peak_gflops(device, torch.float32)}
-    if device.type == "cuda":
-        peaks["bf16"] = peaks["fp16"] = gemm_peak_gflops(device, torch.bfloat16)
-    else:  # CPUs without bf16 matrix units take minutes for one such matmul: fp32 is the ceiling
-        peaks["bf16"] = peaks["fp16"] = peaks["fp32"]
+    for mode in modes:
+        parse_mode(mode)  # refuse typos before minutes of measuring
+    if options["loss"]:  # the baseline is the seed's lsgan step: the first mode is the reference
+        if "baseline" in modes:
+            raise SystemExit(
+                "the baseline mode is the seed's lsgan step: drop it to time loss. options"
+            )
+    else:
+        modes = ["baseline", *(m for m in modes if m != "baseline")]
+    peaks = measure_peaks(device)
     name = (
         torch.cuda.get_device_name(device)
         if device.type == "cuda"
@@ -322,7 +388,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(
         f"device {name}, torch {torch.__version__}; GEMM peak (best large matmul): "
-        + ", ".join(f"{k} {peaks[k]:.0f} GFLOP/s" for k in ("fp32", "bf16")),
+        + ", ".join(f"{k} {v:.0f} GFLOP/s" for k, v in peaks.items()),
         flush=True,
     )
     rows = []

@@ -128,6 +128,9 @@ class TrainerConfig:
     progress: bool = MISSING
     precision: str = MISSING
     compile: bool = MISSING
+    compile_mode: str = MISSING
+    cuda_graphs: bool = MISSING
+    device_cache: bool = MISSING
     channels_last: bool = MISSING
     activation_checkpointing: bool = MISSING
     cudnn_benchmark: bool = MISSING
@@ -226,6 +229,18 @@ def validate(cfg: Any) -> None:
     _validate_networks_for_size(cfg.model, cfg.dataset, cfg.loss)
     _validate_channels(cfg.dataset, cfg.loss)
     _validate_trainer(cfg.trainer)
+    _check(
+        not cfg.trainer.device_cache or cfg.dataset.cache,
+        "trainer.device_cache=true moves the dataset's image cache to the device: set "
+        "dataset.cache=true too",
+    )
+    _check(
+        not cfg.trainer.device_cache
+        or str(cfg.dataset.preprocess) in ("resize_and_crop", "crop", "scale_width_and_crop"),
+        f"trainer.device_cache=true needs samples of one size, and dataset.preprocess="
+        f"{cfg.dataset.preprocess} keeps each image's shape: use a cropping mode or "
+        "trainer.device_cache=false",
+    )
     _check(
         cfg.optimized_mode in ("max", "min"),
         f"optimized_mode={cfg.optimized_mode}: use max or min",
@@ -382,8 +397,17 @@ def _validate_trainer(t: Any) -> None:
         _check(value >= 0, f"trainer.{key}={value}: must be >= 0 (0 disables)")
     _check(t.n_samples >= 1, f"trainer.n_samples={t.n_samples}: must be >= 1")
     _check(
-        t.precision in ("32", "bf16-mixed", "16-mixed"),
-        f"trainer.precision={t.precision}: use 32, bf16-mixed or 16-mixed",
+        t.precision in ("auto", "32", "bf16-mixed", "16-mixed"),
+        f"trainer.precision={t.precision}: use auto, 32, bf16-mixed or 16-mixed",
+    )
+    _check(
+        not t.cuda_graphs or (t.precision != "16-mixed" and str(t.device) not in ("cpu", "mps")),
+        f"trainer.cuda_graphs=true needs a CUDA device and no fp16 loss scaling (device="
+        f"{t.device}, precision={t.precision}); set trainer.cuda_graphs=false",
+    )
+    _check(
+        t.compile_mode in ("default", "reduce-overhead", "max-autotune"),
+        f"trainer.compile_mode={t.compile_mode}: use default, reduce-overhead or max-autotune",
     )
     _check(
         t.strategy in ("auto", "single", "ddp"),

@@ -1,9 +1,12 @@
 """The training loop: runs any training method and knows none.
 
-Per step it moves the batch to the device, calls `method.training_step`, reduces the losses over
-the processes (the strategy's one all_reduce), steps the LR schedules and checks for NaN; at its
-intervals it logs the loss window, writes sample grids, evaluates (tracking the best value of each
-metric and writing best.pt when the monitored one improves) and checkpoints. A SIGTERM/SIGUSR1/
+Per step it moves the batch to the device, calls `method.training_step`, adds the losses to a
+`LossWindow` on the device (no host read: on a GPU the host queues the next step while this one
+runs) and steps the LR schedules; at its intervals it logs the window's means (one read, averaged
+over the processes by the strategy), writes sample grids, evaluates (tracking the best value of
+each metric and writing best.pt when the monitored one improves) and checkpoints. The NaN guard
+reads the window's non-finite flag at each log line and before anything is evaluated or saved,
+so a non-finite loss still never reaches a checkpoint, and the error names its step. A SIGTERM/SIGUSR1/
 SIGUSR2 finishes the step in flight, saves a checkpoint and raises `Preempted`.
 """
 
@@ -26,6 +29,7 @@ from cyclegan.data.sampling import EpochSampler
 from cyclegan.evaluation.ranking import improves, metric_mode
 from cyclegan.files import remove_stale_temporaries
 from cyclegan.loggers import Logger
+from cyclegan.loss_window import LossWindow
 from cyclegan.methods.base import TrainingMethod
 from cyclegan.samples import sample_rows, save_sample_grid
 from cyclegan.signals import STOP_SIGNALS, Preempted, SignalFlag, stop_on_signals
@@ -67,7 +71,8 @@ class TrainingLoop:
         self.epoch = 0  # epochs completed
         self.step = 0  # optimizer steps completed
         self.epoch_start_step = 0  # value of `step` when the current epoch began
-        self.window: dict[str, float] = {}  # loss sums since the last log line
+        self.window = LossWindow()  # loss sums since the last log line, on the device
+        self.timings = {"_data_s": 0.0, "_step_s": 0.0}  # the last step's (host) times
         self.last_logged: dict[str, float] = {}
         self.best: dict[str, float] = {}
         # A kill -9 during a checkpoint write leaves a temporary file; only this run writes here.
@@ -120,16 +125,14 @@ class TrainingLoop:
         for batch in itertools.islice(loader, max(0, per_epoch - done)):
             batch = self.method.to_device(batch)
             t_step = time.perf_counter()
-            # Under DDP the mean over ranks and a signal caught on any rank, from one all_reduce:
-            # every rank logs, stops or rejects a NaN at the same step.
-            losses, signum = self.strategy.reduce_step(
-                self.method.training_step(batch), stop.signum, STOP_SIGNALS
-            )
+            losses: dict[str, Any] = dict(self.method.training_step(batch))
             losses["lr"] = self.method.learning_rate()  # the rate this step used
+            self.window.add(losses)
+            # Under DDP a signal caught on any rank stops every rank after this same step.
+            signum = self.strategy.agree_on_signal(stop.signum, STOP_SIGNALS, self.method.device)
             self.step += 1
             self.method.after_step()
-            self._check_finite(losses)
-            self._accumulate(losses, t_step - t_data, time.perf_counter() - t_step)
+            self.timings = {"_data_s": t_step - t_data, "_step_s": time.perf_counter() - t_step}
             bar.update(1)
             self._at_step_intervals(bar)
             if signum is not None:
@@ -176,32 +179,57 @@ class TrainingLoop:
 
     # ------------------------------------------------------------------ losses
 
-    def _accumulate(self, losses: dict[str, float], data_s: float, step_s: float) -> None:
-        for key, value in losses.items():
-            self.window[key] = self.window.get(key, 0.0) + value
-        self.window["_count"] = self.window.get("_count", 0.0) + 1
-        self.window["_data_s"], self.window["_step_s"] = data_s, step_s
-
     def _flush_window(self) -> dict[str, float]:
-        """Log the mean of each loss since the last log line (the window survives a resume)."""
-        count = self.window.pop("_count")
-        data_s, step_s = self.window.pop("_data_s"), self.window.pop("_step_s")
-        self.last_logged = {k: v / count for k, v in self.window.items()}
+        """Log the mean of each loss since the last log line (the window survives a resume).
+
+        `time/step_s` is the last step's host time: with a GPU that never waits it measures
+        issuing the step, and the steps' throughput is the log lines' spacing."""
+        self._check_finite()
+        self.last_logged = self.window.pop_means(self.strategy.reduce_window)
         scalars = {f"train/{k}": v for k, v in self.last_logged.items()}
-        scalars["time/step_s"] = step_s
-        scalars["time/data_s"] = data_s
+        scalars["time/step_s"] = self.timings["_step_s"]
+        scalars["time/data_s"] = self.timings["_data_s"]
         self.logger.log_metrics(scalars, self.step, self.epoch)
-        self.window = {}
         return self.last_logged
 
-    def _check_finite(self, losses: dict[str, float]) -> None:
-        """Stop before a NaN/inf can reach a checkpoint (the last saved one stays good)."""
-        bad = [f"{k}={v}" for k, v in losses.items() if not math.isfinite(v)]
-        if bad:
-            raise NonFiniteLossError(
-                f"non-finite loss at step {self.step}: {', '.join(bad)}; training stopped "
-                "and the last checkpoint is intact: lower optim.lr, check the data, or resume=auto"
-            )
+    def _check_finite(self, collective: bool = True) -> None:
+        """Stop before a NaN/inf can reach a checkpoint (the last saved one stays good): one read
+        of the window's flag, at log lines and before evaluating or saving. `collective`: every
+        process is here (log lines, numbered checkpoints), so they pool what they found and all
+        stop together, each naming the step and the losses."""
+        bad = self.window.first_nonfinite()
+        step = None if bad is None else self.step - self.window.count + bad[0] + 1
+        values = {} if bad is None else bad[1]
+        if collective:
+            step, values = self._pool_nonfinite(step, values)
+        if step is None:
+            return
+        named = ", ".join(f"{k}={v}" for k, v in values.items())
+        raise NonFiniteLossError(
+            f"non-finite loss at step {step}: {named}; training stopped and the last checkpoint "
+            "is intact: lower optim.lr, check the data, or resume=auto"
+        )
+
+    def _pool_nonfinite(
+        self, step: int | None, values: dict[str, float]
+    ) -> tuple[int | None, dict[str, float]]:
+        """Every process's finding, from one reduction: [found, its step, its K loss values]
+        summed over the processes (a NaN or inf survives the sum). The identity in one process."""
+        keys = self.window.keys
+        mine = (
+            [1.0, float(step), *(values.get(k, 0.0) for k in keys)]
+            if step
+            else [0.0] * (2 + len(keys))
+        )
+        vector = torch.tensor(mine, dtype=torch.float64, device=self.method.device)
+        total = (self.strategy.reduce_window(vector) * self.strategy.world_size).tolist()
+        found = round(total[0])
+        if found == 0:
+            return None, {}
+        if step is None:  # found elsewhere: its step if one process found it, else this one
+            step = round(total[1]) if found == 1 else self.step
+            values = {k: v for k, v in zip(keys, total[2:], strict=True) if not math.isfinite(v)}
+        return step, values
 
     # ------------------------------------------------------------------ evaluation, samples
 
@@ -210,6 +238,7 @@ class TrainingLoop:
         best.pt when the monitored metric improves."""
         if self.evaluator is None:
             return {}
+        self._check_finite(collective=False)  # the main process alone evaluates
         translators = self.method.translators()
         metrics = self.evaluator(translators.get("AB"), translators.get("BA"))
         self.logger.log_metrics(metrics, self.step, self.epoch)
@@ -251,7 +280,7 @@ class TrainingLoop:
             "epoch": self.epoch,
             "step": self.step,
             "epoch_start_step": self.epoch_start_step,
-            "window": dict(self.window),
+            "window": {**self.window.state_dict(), **self.timings},
             "last_logged": dict(self.last_logged),
             "best": dict(self.best),
         }
@@ -261,12 +290,15 @@ class TrainingLoop:
         counters = unpack(state, self.method, self.strategy)
         self.epoch, self.step = counters["epoch"], counters["step"]
         self.epoch_start_step = counters["epoch_start_step"]
-        self.window = dict(counters["window"])
+        window = counters["window"]
+        self.window.load_state_dict(window)
+        self.timings = {k: window.get(k, 0.0) for k in ("_data_s", "_step_s")}
         self.last_logged = dict(counters["last_logged"])
         self.best = dict(counters["best"])
 
     def save_checkpoint(self, name: str = LAST, numbered: bool = True) -> Path:
         """`step_NNNNNNN.pt` + `name` (every rank calls this), or `name` alone (rank 0's best.pt)."""
+        self._check_finite(collective=numbered)  # every process saves numbered checkpoints
         return save_training_state(
             self.run_dir / "checkpoints",
             self.method,

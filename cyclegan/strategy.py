@@ -1,9 +1,10 @@
 """One process or many: the strategy object is the only code that knows which.
 
 Everything a training run does differently under DDP goes through these methods: joining the
-process group, the device of this rank, per-rank seeds, wrapping modules, the one all_reduce per
-step, gathering per-rank state into a checkpoint, and which rank writes. `SingleProcess` is the
-plain case; `DistributedDataParallel` overrides it. Nothing else branches on "distributed".
+process group, the device of this rank, per-rank seeds, wrapping modules, the stop-signal vote per
+step and the loss all_reduce per log line, gathering per-rank state into a checkpoint, and which
+rank writes. `SingleProcess` is the plain case; `DistributedDataParallel` overrides it. Nothing
+else branches on "distributed".
 """
 
 from __future__ import annotations
@@ -84,11 +85,16 @@ class SingleProcess:
         one process, whose state at the checkpoint's top level is all there is."""
         return None
 
-    def reduce_step(
-        self, losses: Mapping[str, torch.Tensor], signum: int | None, signals: tuple[int, ...]
-    ) -> tuple[dict[str, float], int | None]:
-        """The mean of each loss over the ranks, and a stop signal any rank received."""
-        return {k: float(v) for k, v in losses.items()}, signum
+    def reduce_window(self, sums: torch.Tensor) -> torch.Tensor:
+        """The mean over the ranks of a log line's loss sums (cyclegan.loss_window.LossWindow)."""
+        return sums
+
+    def agree_on_signal(
+        self, signum: int | None, signals: tuple[int, ...], device: torch.device
+    ) -> int | None:
+        """A stop signal any rank received, so that all stop after the same step. One process
+        has nothing to agree on, and reads nothing back from the device."""
+        return signum
 
     def shared_run_dir(self, own: Path) -> Path:
         """The run directory all ranks share."""
@@ -173,22 +179,22 @@ class DistributedDataParallel(SingleProcess):
     def gather_rank_states(self, state: Callable[[], T]) -> list[T] | None:
         return self.gather(state())
 
-    def reduce_step(
-        self, losses: Mapping[str, torch.Tensor], signum: int | None, signals: tuple[int, ...]
-    ) -> tuple[dict[str, float], int | None]:
-        """One all_reduce of the losses followed by one counter per stop signal, so every rank
-        sees the same numbers and decision: all stop after the same step, and a NaN on one rank
-        stops them all."""
-        keys = list(losses)
-        flags = [float(signum == s) for s in signals]
-        device = next(iter(losses.values())).device
-        packed = torch.stack([losses[k].detach().float().reshape(()) for k in keys])
-        packed = torch.cat([packed, torch.tensor(flags, device=device)])
-        dist.all_reduce(packed, op=dist.ReduceOp.SUM)
-        values = packed.tolist()
-        mean = {k: v / self.world_size for k, v in zip(keys, values, strict=False)}
-        received = [s for s, count in zip(signals, values[len(keys) :], strict=True) if count > 0]
-        return mean, received[0] if received else None
+    def reduce_window(self, sums: torch.Tensor) -> torch.Tensor:
+        """One all_reduce per log line (not per step): every rank logs the same means, and a NaN
+        on one rank makes every rank's window non-finite, so all stop together."""
+        total = sums.clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM)
+        return total / self.world_size
+
+    def agree_on_signal(
+        self, signum: int | None, signals: tuple[int, ...], device: torch.device
+    ) -> int | None:
+        """One small all_reduce per step of a counter per stop signal, read back (the one host
+        synchronisation of a DDP step), so every rank stops after the same step."""
+        flags = torch.tensor([float(signum == s) for s in signals], device=device)
+        dist.all_reduce(flags, op=dist.ReduceOp.SUM)
+        received = [s for s, count in zip(signals, flags.tolist(), strict=True) if count > 0]
+        return received[0] if received else None
 
     def shared_run_dir(self, own: Path) -> Path:
         """Rank 0's output directory on every rank (Hydra stamps each process's directory with its

@@ -20,6 +20,7 @@ from cyclegan.activation_checkpointing import enable_activation_checkpointing
 from cyclegan.checkpoint import check_resume_config, find_resume_checkpoint, load_checkpoint
 from cyclegan.config import upgrade_saved_config, validate
 from cyclegan.data.builders import build_train_loader, load_test_images, prepare_dataset
+from cyclegan.data.device_cache import DeviceBatches
 from cyclegan.data.spec import DatasetSpec
 from cyclegan.evaluation.evaluator import build_evaluator
 from cyclegan.evaluation.report import format_evaluation
@@ -66,6 +67,10 @@ def _train(cfg: DictConfig, strategy: SingleProcess, device: torch.device) -> fl
         None,
     )
     method = build_method(cfg, device, strategy)
+    if cfg.trainer.device_cache:
+        loader = DeviceBatches.from_dataset(
+            loader.dataset, loader.sampler, cfg.trainer.batch_size, device, method.memory_format
+        )
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[assignment]
     logger = strategy.on_main(lambda: build_logger(cfg, run_dir, resolved)) or NullLogger()
     status = "failed"

@@ -14,7 +14,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import profile_step
 import train_step
 
-PEAKS = {"fp32": 100.0, "bf16": 100.0, "fp16": 100.0}
+from cyclegan.buffer import DeviceReplayBuffer
+from cyclegan.errors import ConfigError
+
+PEAKS = {"fp32": 100.0, "tf32": 200.0, "bf16": 400.0}
 
 
 def test_baseline_and_optimized_modes_do_the_same_math() -> None:
@@ -29,7 +32,9 @@ def test_baseline_and_optimized_modes_do_the_same_math() -> None:
     # fewer FLOPs, but only by a little (the generators dominate).
     assert 0 < baseline["GFLOP/step"] - optimized["GFLOP/step"] < 0.05 * baseline["GFLOP/step"]
     assert optimized["img/s"] == pytest.approx(2 / optimized["s/step"])
-    assert optimized["of peak"] == pytest.approx(optimized["GFLOP/s"] / 100.0)
+    assert optimized["MFU tf32"] == pytest.approx(optimized["GFLOP/s"] / 200.0)
+    assert optimized["MFU bf16"] == pytest.approx(optimized["GFLOP/s"] / 400.0)
+    assert optimized["speed-up"] == pytest.approx(baseline["s/step"] / optimized["s/step"])
 
 
 def test_mode_knobs_reach_the_trainer_and_typos_are_refused() -> None:
@@ -37,6 +42,34 @@ def test_mode_knobs_reach_the_trainer_and_typos_are_refused() -> None:
     assert t.precision.dtype == torch.bfloat16 and t.memory_format == torch.channels_last
     with pytest.raises(SystemExit, match=r"unknown mode option.*'fast'"):
         train_step.make_trainer(32, 1, 1, torch.device("cpu"), "optimized+fast")
+
+
+def test_device_buffer_mode_does_the_same_math_without_host_reads() -> None:
+    rows = train_step.run_case(
+        32, 1, 2, torch.device("cpu"), ["baseline", "optimized", "optimized+devbuf"], 0, 1, PEAKS
+    )
+    assert rows[2]["mode"] == "optimized+devbuf" and rows[2]["loss gap"] < 1e-5
+    t = train_step.make_trainer(32, 1, 2, torch.device("cpu"), "optimized+devbuf")
+    assert isinstance(t.buffer_A, DeviceReplayBuffer)
+
+
+@pytest.mark.parametrize(
+    ("mode", "message"),
+    [
+        ("optimized+graphs+fp16", "cannot be combined"),
+        ("optimized+compile+max", "choose one of"),
+        ("optimized+baseline", "unknown mode option"),
+    ],
+)
+def test_impossible_modes_are_refused(mode: str, message: str) -> None:
+    with pytest.raises(SystemExit, match=message):
+        train_step.parse_mode(mode)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on CPU-only machines")
+def test_graphs_mode_needs_cuda() -> None:
+    with pytest.raises(ConfigError, match=r"trainer\.cuda_graphs=false"):
+        train_step.make_trainer(32, 1, 1, torch.device("cpu"), "optimized+graphs")
 
 
 @pytest.mark.parametrize(
@@ -71,3 +104,23 @@ def test_method_benchmark_runs_each_method_at_its_defaults() -> None:
         method_step.make_method("fastcut", 5, 4, torch.device("cpu")).criterion.flip_equivariance,
         bool,
     )
+
+
+def test_seed_compare_times_iterations_from_progress_records(tmp_path: Path) -> None:
+    """Iterations are timed between the '\\r[Epoch' records a loop writes, as the seed's does."""
+    import seed_compare
+
+    loop = (
+        "import sys, time\n"
+        "for i in range(6):\n"
+        "    t = time.perf_counter()\n"
+        "    while time.perf_counter() - t < 0.05 * (i + 1): pass\n"  # busy: CPU time too
+        "    sys.stdout.write(f'\\r[Epoch 0/1] [Batch {i}/6]'); sys.stdout.flush()\n"
+    )
+    wall, cpu = seed_compare.iteration_times([sys.executable, "-c", loop], tmp_path, 3, {})
+    assert len(wall) == len(cpu) == 3
+    # Each iteration lasts at least its busy time; a loaded machine may only add to it.
+    assert all(t - 0.02 <= w <= t + 0.3 for w, t in zip(wall, [0.10, 0.15, 0.20], strict=True))
+    assert all(0.0 <= c <= w + 0.03 for c, w in zip(cpu, wall, strict=True))
+    with pytest.raises(SystemExit, match="pass the root of a PyTorch-GAN checkout"):
+        seed_compare.seed_script(tmp_path)

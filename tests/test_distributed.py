@@ -33,7 +33,7 @@ from cyclegan.distributed import (
     resolve_place,
 )
 from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
-from cyclegan.signals import Preempted
+from cyclegan.signals import STOP_SIGNALS, Preempted
 from cyclegan.strategy import SingleProcess, strategy_for
 from cyclegan.training import main, train
 from cyclegan.training_state import unpack
@@ -156,11 +156,12 @@ def test_shards_are_disjoint_equal_and_cover_the_epoch(n: int) -> None:
 
 
 def test_single_process_reduction_is_the_identity() -> None:
-    losses = {"loss_G": torch.tensor(2.5), "loss_D": torch.tensor(0.25)}
-    assert SingleProcess(Place()).reduce_step(losses, None, (signal.SIGTERM,)) == (
-        {"loss_G": 2.5, "loss_D": 0.25},
-        None,
-    )
+    sums = torch.tensor([2.5, 0.25])
+    one = SingleProcess(Place())
+    assert torch.equal(one.reduce_window(sums), sums)
+    cpu = torch.device("cpu")
+    assert one.agree_on_signal(signal.SIGTERM, (signal.SIGTERM,), cpu) == signal.SIGTERM
+    assert one.agree_on_signal(None, (signal.SIGTERM,), cpu) is None
 
 
 # ------------------------------------------------------------------ gradients under DDP
@@ -196,7 +197,12 @@ def _grad_worker(rank: int, world: int, port: int, out: Path) -> None:
         per_rank = real_A.shape[0] // world
         mine = slice(rank * per_rank, (rank + 1) * per_rank)
         losses = trainer.training_step(as_batch(real_A[mine], real_B[mine]))
-        reduced, _ = strategy.reduce_step(losses, None, ())
+        sums = strategy.reduce_window(torch.stack([v.double() for v in losses.values()]))
+        reduced = dict(zip(losses, sums.tolist(), strict=True))
+        signum = strategy.agree_on_signal(
+            signal.SIGTERM if rank else None, STOP_SIGNALS, torch.device("cpu")
+        )
+        assert signum == signal.SIGTERM  # rank 1's signal stops rank 0 too
         torch.save(
             {"grads": grads_of(trainer), "weights": trainer.model.state_dict(), "losses": reduced},
             out / f"rank{rank}.pt",

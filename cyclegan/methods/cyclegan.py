@@ -13,22 +13,36 @@ Discriminators, on real images and on a fake drawn from the replay buffer:
 
 The official code sums the A and B terms where the seed averages them, so its logged `loss_G` is
 twice ours at the same weights (the gradients differ by the same factor 2, which Adam absorbs).
+
+Execution (none of it changes the math): on a GPU the replay buffers keep their images and draw
+their random choices on the device (`DeviceReplayBuffer`), so a step never waits for the GPU;
+on a CPU they are `ReplayBuffer`, whose draws keep the default run's numbers as they were.
+`cuda_graphs=True` records the whole step, optimizer updates included, as one CUDA graph after a
+few eager steps and replays it (cyclegan/cuda_graphs.py): one launch per step instead of some
+two thousand; the optimizers are then made capturable with their rates in device tensors.
+`compile_mode` is torch.compile's mode for `compile=True` (default, reduce-overhead: CUDA graphs
+per network, max-autotune: tuned kernels after a long compilation).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import torch
 from torch import nn
 
-from cyclegan.buffer import ReplayBuffer
+from cyclegan.buffer import DeviceReplayBuffer, ReplayBuffer
+from cyclegan.cuda_graphs import CapturedStep
+from cyclegan.errors import ConfigError
 from cyclegan.losses import CycleGANLoss
 from cyclegan.methods.base import Batch, OptimizerFactory, TrainingMethod, set_requires_grad
 from cyclegan.models import CycleGAN as CycleGANNetworks
 from cyclegan.models import count_parameters
 from cyclegan.schedule import LRMultiplier
 from cyclegan.strategy import SingleProcess
+
+log = logging.getLogger(__name__)
 
 
 def run_batched(net: nn.Module, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -107,14 +121,21 @@ class CycleGAN(TrainingMethod):
         channels_last: bool = False,
         strategy: SingleProcess | None = None,
         seed: int = 0,
+        compile_mode: str = "default",
+        cuda_graphs: bool = False,
+        device_buffers: bool | None = None,
     ) -> None:
+        strategy = strategy or SingleProcess()
+        _check_graph_settings(cuda_graphs, device, precision, strategy)
         super().__init__(networks, make_optimizer, lr_rule, device, precision, channels_last)
-        m, strategy = self.model, strategy or SingleProcess()
+        m = self.model
         self.criterion = criterion
         # Compiled wrappers share the modules' parameters, so state dicts keep their plain keys
         # and checkpoints stay interchangeable with eager runs.
         nets = (m.G_AB, m.G_BA, m.D_A, m.D_B)
-        self.nets = tuple(torch.compile(net) for net in nets) if compile else nets
+        self.nets = (
+            tuple(torch.compile(net, mode=compile_mode) for net in nets) if compile else nets
+        )
         # The generator pair and each discriminator are what DDP wraps (wrapping copies rank 0's
         # weights to every rank). The generator update calls the plain discriminators: frozen
         # there, they only pass gradient to their input.
@@ -128,13 +149,38 @@ class CycleGAN(TrainingMethod):
         self.opt_G = self.add_optimizer("G", m.generator_parameters())
         self.opt_D_A = self.add_optimizer("D_A", m.D_A.parameters())
         self.opt_D_B = self.add_optimizer("D_B", m.D_B.parameters())
-        # Own RNG for the buffers, so their draws do not depend on data loading or init; per rank
-        # under DDP (rank 0 keeps seed + 1), so the ranks' buffers draw independently.
-        self.buffer_rng = torch.Generator().manual_seed(strategy.seed(seed) + 1)
-        self.buffer_A = ReplayBuffer(buffer_size, generator=self.buffer_rng)
-        self.buffer_B = ReplayBuffer(buffer_size, generator=self.buffer_rng)
+        self.buffer_rng, self.buffer_A, self.buffer_B = _replay_buffers(
+            buffer_size, device, device_buffers, strategy.seed(seed) + 1
+        )
+        self.graph: CapturedStep | None = None
+        if cuda_graphs:
+            self.precision.cache_enabled = False  # autocast's weight cache cannot be replayed
+            self._make_capturable()
+            self.graph = CapturedStep(self.update, generators=(self.buffer_rng,))
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """`update`, or under `cuda_graphs` the replay of its recorded kernels."""
+        if self.graph is not None:
+            return self.graph(batch)
+        return self.update(batch)
+
+    def start(self, steps_per_epoch: int) -> None:
+        """Under `cuda_graphs` the rates live in device tensors (a graph reads them where they
+        were at capture; the LR schedulers update them in place)."""
+        super().start(steps_per_epoch)
+        if self.graph is not None:
+            self._make_capturable()
+
+    def _make_capturable(self) -> None:
+        """Optimizer step counts and rates on the device, as a replayed step needs them; again
+        after a checkpoint is loaded (its param groups replace these settings)."""
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["capturable"] = True
+                if not isinstance(group["lr"], torch.Tensor):
+                    group["lr"] = torch.tensor(group["lr"], dtype=torch.float32, device=self.device)
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One update of the generators (equations in the module docstring), then of D_A and D_B."""
         real_A, real_B = batch["A"], batch["B"]
         set_requires_grad([self.model.D_A, self.model.D_B], False)  # no D gradient from loss_G
@@ -220,6 +266,55 @@ class CycleGAN(TrainingMethod):
         }
 
     def load_rank_state(self, state: dict[str, Any]) -> None:
+        """Buffers load across buffer kinds; the RNG state only on its own kind of device (a CPU
+        generator's state does not fit a CUDA one): otherwise the draws go on from this run's seed,
+        and the resume is exact in everything but the replay buffers' choices."""
         self.buffer_A.load_state_dict(state["buffers"]["A"])
         self.buffer_B.load_state_dict(state["buffers"]["B"])
-        self.buffer_rng.set_state(state["rng"]["buffer"])
+        saved = state["rng"]["buffer"]
+        if saved.numel() == self.buffer_rng.get_state().numel():
+            self.buffer_rng.set_state(saved)
+        else:
+            log.warning(
+                "the checkpoint's replay-buffer RNG was on another kind of device; the buffers "
+                "draw from this run's seed from here on (not bit-exact)"
+            )
+
+
+def _replay_buffers(
+    size: int, device: torch.device, on_device: bool | None, seed: int
+) -> tuple[torch.Generator, ReplayBuffer | DeviceReplayBuffer, ReplayBuffer | DeviceReplayBuffer]:
+    """The buffers' own RNG and the two buffers (A, B).
+
+    Own RNG, so the draws do not depend on data loading or init; seeded per rank under DDP (rank
+    0 keeps seed + 1), so the ranks' buffers draw independently. On a GPU (`on_device` None) or
+    when asked, `DeviceReplayBuffer`s drawing from a generator on the device; on a CPU,
+    `ReplayBuffer`s, whose draws keep the default run's numbers.
+    """
+    on_device = device.type != "cpu" if on_device is None else on_device
+    rng = torch.Generator(device if on_device else "cpu").manual_seed(seed)
+    if on_device:
+        return rng, *(DeviceReplayBuffer(size, generator=rng, device=device) for _ in "AB")
+    return rng, *(ReplayBuffer(size, generator=rng) for _ in "AB")
+
+
+def _check_graph_settings(
+    cuda_graphs: bool, device: torch.device, precision: str, strategy: SingleProcess
+) -> None:
+    """trainer.cuda_graphs needs CUDA, no loss scaling and (for now) one process."""
+    if not cuda_graphs:
+        return
+    if device.type != "cuda":
+        raise ConfigError(
+            f"trainer.cuda_graphs=true needs a CUDA device (this run is on {device.type}); "
+            "set trainer.cuda_graphs=false"
+        )
+    if precision == "16-mixed":
+        raise ConfigError(
+            "trainer.cuda_graphs=true cannot use trainer.precision=16-mixed (loss scaling reads "
+            "the host every step); use bf16-mixed, auto or 32"
+        )
+    if strategy.world_size > 1:
+        raise ConfigError(
+            "trainer.cuda_graphs=true is not supported with DDP yet; set trainer.cuda_graphs=false"
+        )
