@@ -35,7 +35,7 @@ class LossWindow:
     def _clear(self) -> None:
         self.keys: tuple[str, ...] = ()
         self.count = 0  # steps in the window (a host counter: it depends on no tensor value)
-        self._sums: torch.Tensor | None = None  # (K,) float32
+        self._sums: torch.Tensor | None = None  # (K,) float64 (float32 on MPS)
         self._host: dict[str, float] = {}
         # First non-finite step of the window: its index (-1: none yet) and its K values.
         self._first_bad: torch.Tensor | None = None  # 0-d long
@@ -50,10 +50,15 @@ class LossWindow:
             self.keys = keys
             device = next(iter(tensors.values())).device if tensors else torch.device("cpu")
             loaded, self._loaded = self._loaded, {}
-            self._sums = torch.tensor([loaded.get(k, 0.0) for k in keys], device=device)
+            # float64 where the device has it: the sums then equal summing the float32 losses as
+            # Python floats, as the loop did before it kept them on the device (same log lines).
+            dtype = torch.float32 if device.type == "mps" else torch.float64
+            self._sums = torch.tensor(
+                [loaded.get(k, 0.0) for k in keys], dtype=dtype, device=device
+            )
             self._host = {k: v for k, v in loaded.items() if k not in keys}
             self._first_bad = torch.full((), -1, dtype=torch.long, device=device)
-            self._first_bad_values = torch.zeros(len(keys), device=device)
+            self._first_bad_values = torch.zeros(len(keys), dtype=dtype, device=device)
         elif keys != self.keys:
             raise ValueError(
                 f"the step's losses changed from {list(self.keys)} to {list(keys)}; a training "
@@ -62,6 +67,7 @@ class LossWindow:
         assert self._first_bad is not None and self._first_bad_values is not None
         if keys:
             values = torch.stack([tensors[k].detach().float().reshape(()) for k in keys])  # (K,)
+            values = values.to(self._sums.dtype)
             self._sums += values
             # Remember the first step whose losses are not all finite (a where, not an `if`).
             new = (self._first_bad < 0) & ~torch.isfinite(values).all()
