@@ -178,7 +178,8 @@ def _grad_worker(rank: int, world: int, port: int, out: Path) -> None:
             full = batch(4, dtype=torch.float64)
             mine = {k: v[rank * 2 : rank * 2 + 2] for k, v in full.items()}
             losses = method.training_step(mine)
-            reduced, _ = strategy.reduce_step(losses, None, ())
+            sums = strategy.reduce_window(torch.stack([v.double() for v in losses.values()]))
+            reduced = dict(zip(losses, sums.tolist(), strict=True))
             grads = {k: p.grad.clone() for k, p in method.model.named_parameters()}
             torch.save({"grads": grads, "losses": reduced}, out / f"{preset}_rank{rank}.pt")
 

@@ -359,9 +359,10 @@ def test_a_fresh_run_in_a_used_directory_is_a_new_wandb_run(compose_cfg, tmp_pat
     first = json.loads((tmp_path / "run" / "wandb_run.json").read_text())["id"]
     train(compose_cfg(*TINY, "logger.mode=offline"))  # no resume: start over, new run
     second = json.loads((tmp_path / "run" / "wandb_run.json").read_text())["id"]
-    runs = [read_wandb_run(p) for p in offline_runs(tmp_path / "run")]
-    assert first != second and [wb.run["run_id"] for wb in runs] == [first, second]
-    assert _train_steps(runs[1]) == [1, 2, 3, 4, 5, 6]
+    # Two runs started in the same second sort by their random ids: look them up by id.
+    runs = {wb.run["run_id"]: wb for wb in map(read_wandb_run, offline_runs(tmp_path / "run"))}
+    assert first != second and set(runs) == {first, second}
+    assert _train_steps(runs[second]) == [1, 2, 3, 4, 5, 6]
 
 
 def test_log_table_of_the_fixed_test_images(tmp_path: Path, monkeypatch) -> None:
