@@ -207,3 +207,14 @@ def test_a_run_removes_stale_temporary_checkpoints(compose_cfg, tmp_path: Path) 
     train(compose_cfg(*TINY, "resume=auto"))
     assert not any(p.exists() for p in stale) and keep.read_text() == "mine"
     assert not list(checkpoints.glob(".*.tmp"))
+
+
+def test_images_too_small_for_the_default_discriminator_fail_first(
+    compose_cfg, tmp_path: Path
+) -> None:
+    """16 px passes the generator's multiple-of-4 rule, but PyTorch-GAN's discriminator would
+    normalise a 1x1 map (a traceback at the first step); say so before any work."""
+    with pytest.raises(ConfigError) as err:
+        train(compose_cfg(*TINY, "dataset.img_size=16"))
+    assert "dataset.img_size >= 32" in one_line(err.value)
+    assert not (tmp_path / "data").exists()

@@ -62,6 +62,14 @@ def check_image_size(
                 f"{max(multiple, img_size // multiple * multiple)} or use another generator"
             )
     disc = DiscriminatorKind(discriminator)
+    if disc is DiscriminatorKind.pytorch_gan and img_size < 32:
+        # Four stride-2 blocks: the last normalised map is img_size/16 on a side, and instance
+        # norm needs more than one value per channel.
+        raise ValueError(
+            f"dataset.img_size={img_size} is too small for model.discriminator=pytorch_gan (its "
+            "last normalised map would be 1x1); use dataset.img_size >= 32 or "
+            "model.discriminator=basic"
+        )
     if disc in (DiscriminatorKind.basic, DiscriminatorKind.n_layers):
         depth = 3 if disc is DiscriminatorKind.basic else n_layers_D
         NLayerDiscriminator(1, 1, depth, "none").check_input_size(img_size)
