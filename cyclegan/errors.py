@@ -2,6 +2,22 @@
 
 from __future__ import annotations
 
+from enum import Enum
+from typing import TypeVar
+
 
 class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and the fix."""
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def parse_choice(kind: type[E], value: str | E, key: str) -> E:
+    """`value` as a member of the enum `kind`; a one-line ValueError naming `key` and the
+    choices otherwise (the one home of this message for every option with a fixed set)."""
+    try:
+        return kind(value)
+    except ValueError:
+        choices = ", ".join(str(m.value) for m in kind)
+        raise ValueError(f"unknown {key} {value!r}; choose one of {choices}") from None

@@ -33,6 +33,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from cyclegan.errors import parse_choice
+
 Discriminator = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -47,12 +49,7 @@ class GanMode(StrEnum):
 
 def parse_gan_mode(gan_mode: str | GanMode) -> GanMode:
     """`gan_mode` as a GanMode; a one-line error naming the choices otherwise."""
-    try:
-        return GanMode(gan_mode)
-    except ValueError:
-        raise ValueError(
-            f"unknown loss.gan_mode {gan_mode!r}; choose one of {', '.join(m.value for m in GanMode)}"
-        ) from None
+    return parse_choice(GanMode, gan_mode, "loss.gan_mode")
 
 
 class AdversarialLoss(nn.Module):

@@ -43,6 +43,7 @@ from cyclegan.checkpoint import CheckpointError, load_checkpoint
 from cyclegan.generator_spec import UPSAMPLING, GeneratorSpec
 from cyclegan.importers_cut import cut_generator_spec, fit_filters
 from cyclegan.networks.unet import infer_unet_spec, is_unet_state_dict
+from cyclegan.weights_file import load_state, strip_wrapper_prefixes, tensors_of
 
 EXPORT_FORMAT = "cyclegan-generator"  # the "format" field of an exported generator's JSON
 
@@ -69,7 +70,6 @@ _BLOCK_ATTR = {"nearest": "block", "transposed": "conv_block", "antialias": "con
 _BLOCK_KEY = re.compile(r"^model\.(\d+)\.(block|conv_block)\.")
 _TOP_CONV_KEY = re.compile(r"^model\.(\d+)\.weight$")
 _LEGACY_NORM_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 
 
 @dataclass
@@ -110,21 +110,11 @@ def read_weights(path: str | Path, fmt: str | Format = "auto") -> WeightsFile:
     forced = None if fmt == "auto" else Format(fmt)
     if forced is Format.exported or (forced is None and path.suffix == ".safetensors"):
         return _read_exported(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, foreign pickle, not a torch file at all
-        raise CheckpointError(
-            f"'{path}' is not a readable PyTorch weights file ({type(exc).__name__}); "
-            "give a .pt/.pth/.safetensors generator file"
-        ) from exc
-    if not isinstance(state, Mapping):
-        raise CheckpointError(f"'{path}' holds a {type(state).__name__}, not a state dict")
+    state = load_state(path, "give a .pt/.pth/.safetensors generator file")
     if "format_version" in state and "model" in state:  # our training checkpoint
         state = load_checkpoint(path)  # the one reader of training state (format-version check)
         return _from_container(path, dict(state["model"]), state.get("config"), state)
-    tensors = _strip_wrapper_prefixes(
-        {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
-    )
+    tensors = tensors_of(state)
     if any(k.startswith(("G_AB.", "G_BA.")) for k in tensors):  # a bare container state dict
         return _from_container(path, tensors, None, {})
     detected = forced or _detect_foreign_format(path, tensors)
@@ -174,18 +164,6 @@ def _read_exported(path: Path) -> WeightsFile:
     spec = GeneratorSpec.from_dict(info["architecture"]) if "architecture" in info else None
     directions = (Direction(info["direction"]),) if info.get("direction") else ()
     return WeightsFile(path, Format.exported, tensors, spec, directions, info)
-
-
-def _strip_wrapper_prefixes(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Undo DataParallel's `module.` and torch.compile's `_orig_mod.` (possibly both, nested)."""
-    changed = True
-    while changed and tensors:
-        changed = False
-        for prefix in _WRAPPER_PREFIXES:
-            if all(k.startswith(prefix) for k in tensors):
-                tensors = {k[len(prefix) :]: v for k, v in tensors.items()}
-                changed = True
-    return tensors
 
 
 def _detect_foreign_format(path: Path, tensors: Mapping[str, torch.Tensor]) -> Format:
@@ -355,7 +333,7 @@ def build_generator(
     first and last convolutions (e.g. an official model trained with `--input_nc 1`).
     """
     tensors, chosen = _select_direction(weights, direction)
-    tensors = _strip_wrapper_prefixes(tensors)
+    tensors = strip_wrapper_prefixes(tensors)
     if weights.spec is not None:
         spec = weights.spec
         # A config names one channel count for the model (or channels_A/B, which this generator

@@ -27,25 +27,12 @@ import torch
 
 from cyclegan.checkpoint import CheckpointError
 from cyclegan.networks.cut_resnet import CUTResnetGenerator
+from cyclegan.weights_file import load_state, tensors_of
 
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
 _BLOCK_KEY = re.compile(r"^model\.(\d+)\.conv_block\.1\.weight$")
 _WEIGHT_KEY = re.compile(r"^model\.(\d+)\.weight$")
 FIRST_BLOCK_ANTIALIAS = 12  # pad, conv, IN, ReLU, then 2 x (conv, IN, ReLU, Downsample)
 FIRST_BLOCK_STRIDED = 10  # pad, conv, IN, ReLU, then 2 x (conv stride 2, IN, ReLU)
-
-
-def strip_wrapper_prefixes(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Undo DataParallel's `module.` and torch.compile's `_orig_mod.` (possibly nested)."""
-    tensors = dict(tensors)
-    changed = True
-    while changed and tensors:
-        changed = False
-        for prefix in _WRAPPER_PREFIXES:
-            if all(k.startswith(prefix) for k in tensors):
-                tensors = {k[len(prefix) :]: v for k, v in tensors.items()}
-                changed = True
-    return tensors
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -53,16 +40,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"CUT generator file '{path}' not found; check the ckpt= path")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # truncated zip, foreign pickle, not a torch file
-        raise CheckpointError(
-            f"'{path}' is not a readable PyTorch weights file ({type(exc).__name__}); "
-            "give CUT's latest_net_G.pth"
-        ) from exc
-    if not isinstance(state, Mapping):
-        raise CheckpointError(f"'{path}' holds a {type(state).__name__}, not a state dict")
-    return strip_wrapper_prefixes({k: v for k, v in state.items() if isinstance(v, torch.Tensor)})
+    return tensors_of(load_state(path, "give CUT's latest_net_G.pth"))
 
 
 def infer_cut_generator_kwargs(tensors: Mapping[str, torch.Tensor], path: Path) -> dict:

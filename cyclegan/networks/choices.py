@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from cyclegan.errors import parse_choice
 from cyclegan.networks.patchgan import (
     DiscriminatorKind,
     NLayerDiscriminator,
@@ -35,11 +36,7 @@ class GeneratorKind(StrEnum):
 
 
 def parse_generator(name: str | GeneratorKind) -> GeneratorKind:
-    try:
-        return GeneratorKind(name)
-    except ValueError:
-        choices = ", ".join(g.value for g in GeneratorKind)
-        raise ValueError(f"unknown model.generator {name!r}; choose one of {choices}") from None
+    return parse_choice(GeneratorKind, name, "model.generator")
 
 
 def check_image_size(

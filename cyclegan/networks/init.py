@@ -25,6 +25,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from cyclegan.errors import parse_choice
+
 
 class InitType(StrEnum):
     """Weight initialisations of the official code (`model.init_type`)."""
@@ -40,12 +42,7 @@ _WEIGHTED = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose2d, nn.Linear)
 
 def parse_init_type(init_type: str | InitType) -> InitType:
     """`init_type` as an InitType; a one-line error naming the choices otherwise."""
-    try:
-        return InitType(init_type)
-    except ValueError:
-        raise ValueError(
-            f"unknown init_type {init_type!r}; choose one of {', '.join(i.value for i in InitType)}"
-        ) from None
+    return parse_choice(InitType, init_type, "init_type")
 
 
 def _weight(module: nn.Module) -> nn.Parameter | None:

@@ -25,6 +25,8 @@ from enum import StrEnum
 
 from torch import nn
 
+from cyclegan.errors import parse_choice
+
 
 class Norm(StrEnum):
     """The normalisation choices of the official code (`model.norm`)."""
@@ -39,12 +41,7 @@ NormFactory = Callable[[int], nn.Module]
 
 def parse_norm(norm: str | Norm) -> Norm:
     """`norm` as a Norm; a one-line error naming the choices otherwise."""
-    try:
-        return Norm(norm)
-    except ValueError:
-        raise ValueError(
-            f"unknown norm {norm!r}; choose one of {', '.join(n.value for n in Norm)}"
-        ) from None
+    return parse_choice(Norm, norm, "norm")
 
 
 def norm_layer(norm: str | Norm) -> NormFactory:
