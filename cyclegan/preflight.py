@@ -13,31 +13,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cyclegan.evaluation.ranking import metric_mode
+from cyclegan.evaluation.ranking import fid_enabled
 
 # Prefixes of summary keys an evaluation produces ("best/" is the best value of an "eval/" key).
 EVALUATED = ("eval/", "best/")
 PAIRED_METRICS = ("psnr", "ssim")  # need ground truth: a paired test set
 DISTRIBUTION_METRICS = ("fid", "kid")  # need the Inception network (or an injected extractor)
-
-
-def default_metric(paired_test: bool | str) -> str:
-    """The metric a run optimizes unless told: PSNR of A->B where the test set has ground truth,
-    else KID of A->B (unbiased on small test sets, unlike FID; minimised)."""
-    paired = paired_test if isinstance(paired_test, bool) else str(paired_test).lower() == "true"
-    return "eval/psnr_AB" if paired else "eval/kid_AB"
-
-
-def fid_enabled(eval_fid: bool | None, paired_test: bool) -> bool:
-    """Whether a run evaluates FID/KID: as trainer.eval_fid says, or (None) wherever the test set
-    has no ground truth, so that every dataset has a quality metric."""
-    return (not paired_test) if eval_fid is None else bool(eval_fid)
-
-
-def default_mode(metric: str) -> str:
-    """`optimized_mode` when not given: min where lower is better (the one rule,
-    `cyclegan.evaluation.ranking`), else max."""
-    return metric_mode(metric)
 
 
 class RankingUnavailable(ValueError):

@@ -14,7 +14,7 @@ composes or resolves a config: launcher plugins start jobs in new processes that
 
 from __future__ import annotations
 
-from cyclegan.preflight import default_metric, default_mode
+from cyclegan.evaluation.ranking import default_metric, metric_mode
 from cyclegan.run_identity import unique_stamp
 
 
@@ -28,7 +28,7 @@ CACHED = {"stamp"}
 RESOLVERS = {
     "stamp": unique_stamp,
     "default_metric": default_metric,
-    "default_mode": default_mode,
+    "default_mode": metric_mode,  # min where lower is better, else max
     "optuna_direction": _optuna_direction,
 }
 

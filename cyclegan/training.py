@@ -23,13 +23,14 @@ from cyclegan.data.builders import build_train_loader, load_test_images, prepare
 from cyclegan.data.device_cache import DeviceBatches
 from cyclegan.data.spec import DatasetSpec
 from cyclegan.evaluation.evaluator import build_evaluator
+from cyclegan.evaluation.ranking import fid_enabled
 from cyclegan.evaluation.report import format_evaluation
 from cyclegan.exit_policy import OutputDirError
 from cyclegan.files import write_json
 from cyclegan.loggers import NullLogger
 from cyclegan.loop import TrainingLoop
 from cyclegan.methods.base import TrainingMethod
-from cyclegan.preflight import fid_enabled, metric_problem
+from cyclegan.preflight import metric_problem
 from cyclegan.runtime import configure_backends, resolve_device, seed_everything
 from cyclegan.signals import Preempted
 from cyclegan.strategy import SingleProcess, make_strategy

@@ -27,3 +27,16 @@ def improves(value: float, best: float | None, mode: str) -> bool:
     if best is None:
         return True
     return value < best if mode == "min" else value > best
+
+
+def default_metric(paired_test: bool | str) -> str:
+    """The metric a run optimizes unless told: PSNR of A->B where the test set has ground truth,
+    else KID of A->B (unbiased on small test sets, unlike FID; minimised)."""
+    paired = paired_test if isinstance(paired_test, bool) else str(paired_test).lower() == "true"
+    return "eval/psnr_AB" if paired else "eval/kid_AB"
+
+
+def fid_enabled(eval_fid: bool | None, paired_test: bool) -> bool:
+    """Whether a run evaluates FID/KID: as trainer.eval_fid says, or (None) wherever the test set
+    has no ground truth, so that every dataset has a quality metric."""
+    return (not paired_test) if eval_fid is None else bool(eval_fid)
