@@ -6,9 +6,9 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
-from cyclegan.config import register_configs
-from cyclegan.plugins import require_plugins
-from cyclegan.training import main as run
+from cyclegan.config.plugins import require_plugins
+from cyclegan.config.schema import register_configs
+from cyclegan.training.builder import main as run
 
 register_configs()
 

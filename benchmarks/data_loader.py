@@ -26,10 +26,10 @@ import torch
 from cyclegan.data.builders import build_train_loader
 from cyclegan.data.spec import DatasetSpec
 from cyclegan.data.synthetic import SyntheticLandscapes
-from cyclegan.losses import CycleGANLoss
 from cyclegan.methods.cyclegan import CycleGAN as Trainer
-from cyclegan.models import CycleGAN
-from cyclegan.schedule import LRMultiplier
+from cyclegan.parts.losses.cyclegan import CycleGANLoss
+from cyclegan.parts.networks.resnet import CycleGAN
+from cyclegan.parts.schedule import LRMultiplier
 
 
 def step_images_per_second(size: int, steps: int, warmup: int) -> float:

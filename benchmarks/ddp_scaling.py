@@ -31,12 +31,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from cyclegan.distributed import Place
-from cyclegan.losses import CycleGANLoss
 from cyclegan.methods.cyclegan import CycleGAN as Trainer
-from cyclegan.models import CycleGAN, count_parameters
-from cyclegan.schedule import LRMultiplier
-from cyclegan.strategy import strategy_for
+from cyclegan.parts.losses.cyclegan import CycleGANLoss
+from cyclegan.parts.networks.resnet import CycleGAN, count_parameters
+from cyclegan.parts.schedule import LRMultiplier
+from cyclegan.runtime.distributed import Place
+from cyclegan.runtime.strategy import strategy_for
 
 
 def build(args: argparse.Namespace, place: Place, run_dir: str) -> Trainer:

@@ -25,11 +25,11 @@ from pathlib import Path
 import torch
 from omegaconf import OmegaConf
 
-from cyclegan.losses import CycleGANLoss
 from cyclegan.methods.base import TrainingMethod
 from cyclegan.methods.cut import CUT
 from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
-from cyclegan.models import CycleGAN
+from cyclegan.parts.losses.cyclegan import CycleGANLoss
+from cyclegan.parts.networks.resnet import CycleGAN
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 METHODS = ("cyclegan", "cut", "fastcut")

@@ -26,7 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: train_step beside it
 import train_step
 
-from cyclegan.models import CycleGAN, count_parameters
+from cyclegan.parts.networks.resnet import CycleGAN, count_parameters
 
 # name -> (the keys users type, the options for train_step.make_trainer)
 OPTIONS: dict[str, tuple[str, dict[str, dict]]] = {

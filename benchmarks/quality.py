@@ -20,8 +20,8 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from cyclegan.config import register_configs
-from cyclegan.training import train
+from cyclegan.config.schema import register_configs
+from cyclegan.training.builder import train
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 

@@ -46,11 +46,11 @@ from typing import Any
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from cyclegan.activation_checkpointing import enable_activation_checkpointing
-from cyclegan.losses import CycleGANLoss
 from cyclegan.methods.cyclegan import CycleGAN as Trainer
-from cyclegan.models import CycleGAN
-from cyclegan.schedule import LRMultiplier
+from cyclegan.parts.losses.cyclegan import CycleGANLoss
+from cyclegan.parts.networks.resnet import CycleGAN
+from cyclegan.parts.schedule import LRMultiplier
+from cyclegan.runtime.activation_checkpointing import enable_activation_checkpointing
 
 Step = Callable[[Trainer, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 PRECISIONS = {"bf16": "bf16-mixed", "fp16": "16-mixed"}

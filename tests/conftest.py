@@ -13,12 +13,12 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
-from cyclegan.config import group_defaults, register_configs
-from cyclegan.losses import CycleGANLoss
+from cyclegan.config.schema import group_defaults, register_configs
 from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
-from cyclegan.models import CycleGAN
-from cyclegan.schedule import LRMultiplier
-from cyclegan.strategy import SingleProcess
+from cyclegan.parts.losses.cyclegan import CycleGANLoss
+from cyclegan.parts.networks.resnet import CycleGAN
+from cyclegan.parts.schedule import LRMultiplier
+from cyclegan.runtime.strategy import SingleProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"

@@ -9,12 +9,12 @@ import pytest
 import torch
 from torch import nn
 
-from cyclegan.activation_checkpointing import (
+from cyclegan.parts.networks.resnet import CycleGAN, Discriminator, Generator
+from cyclegan.runtime.activation_checkpointing import (
     disable_activation_checkpointing,
     enable_activation_checkpointing,
     is_checkpointed,
 )
-from cyclegan.models import CycleGAN, Discriminator, Generator
 
 
 def grads_and_saved_bytes(generator: nn.Module, x: torch.Tensor) -> tuple[list, torch.Tensor, int]:

@@ -11,7 +11,7 @@ import activation_memory
 import torch
 import train_step
 
-from cyclegan.activation_checkpointing import is_checkpointed
+from cyclegan.runtime.activation_checkpointing import is_checkpointed
 
 
 def test_both_settings_do_the_same_math_and_report_memory() -> None:

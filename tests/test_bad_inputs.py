@@ -13,12 +13,12 @@ import torch
 from hydra.errors import ConfigCompositionException
 from PIL import Image
 
-from cyclegan import checkpoint as checkpoint_module
-from cyclegan.checkpoint import CheckpointError, CheckpointWriteError, load_checkpoint
-from cyclegan.config import ConfigError
+from cyclegan.checkpoints import file as checkpoint_module
+from cyclegan.checkpoints.file import CheckpointError, CheckpointWriteError, load_checkpoint
+from cyclegan.config.schema import ConfigError
 from cyclegan.data.folder import DatasetNotFoundError
-from cyclegan.exit_policy import OutputDirError
-from cyclegan.training import train
+from cyclegan.training.builder import train
+from cyclegan.training.exit_policy import OutputDirError
 
 from .conftest import TINY
 

@@ -14,8 +14,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import profile_step
 import train_step
 
-from cyclegan.buffer import DeviceReplayBuffer
 from cyclegan.errors import ConfigError
+from cyclegan.parts.replay_buffer import DeviceReplayBuffer
 
 PEAKS = {"fp32": 100.0, "tf32": 200.0, "bf16": 400.0}
 

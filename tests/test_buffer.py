@@ -2,7 +2,7 @@
 
 import torch
 
-from cyclegan.buffer import ReplayBuffer
+from cyclegan.parts.replay_buffer import ReplayBuffer
 
 
 def batch(value: float, n: int = 1) -> torch.Tensor:

@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclegan.checkpoint import save_checkpoint
-from cyclegan.export import export
-from cyclegan.importers import Direction, Format, GeneratorSpec, load_generator
-from cyclegan.models import CycleGAN, Generator
-from cyclegan.translate import to_tensor, translate
+from cyclegan.checkpoints.file import save_checkpoint
+from cyclegan.inference.export import export
+from cyclegan.inference.importers import Direction, Format, GeneratorSpec, load_generator
+from cyclegan.inference.translate import to_tensor, translate
+from cyclegan.parts.networks.resnet import CycleGAN, Generator
 
 
 def _nontrivial(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:

@@ -12,12 +12,12 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclegan.checkpoint import load_checkpoint
-from cyclegan.evaluate import evaluate
-from cyclegan.export import export
-from cyclegan.importers import Format, load_generator
-from cyclegan.training import train
-from cyclegan.translate import main as translate_main
+from cyclegan.checkpoints.file import load_checkpoint
+from cyclegan.inference.evaluate import evaluate
+from cyclegan.inference.export import export
+from cyclegan.inference.importers import Format, load_generator
+from cyclegan.inference.translate import main as translate_main
+from cyclegan.training.builder import train
 
 from .conftest import ROOT, TINY
 

@@ -10,12 +10,12 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from cyclegan.config import ConfigError, validate
+from cyclegan.config.schema import ConfigError, validate
 from cyclegan.data.synthetic import SyntheticLandscapes
-from cyclegan.losses import CycleGANLoss
-from cyclegan.models import CycleGAN
-from cyclegan.schedule import LRMultiplier
-from cyclegan.strategy import SingleProcess
+from cyclegan.parts.losses.cyclegan import CycleGANLoss
+from cyclegan.parts.networks.resnet import CycleGAN
+from cyclegan.parts.schedule import LRMultiplier
+from cyclegan.runtime.strategy import SingleProcess
 
 from .conftest import CONF
 
@@ -48,7 +48,7 @@ def test_every_option_composes_and_instantiates(
     validate(cfg)
     if group == "method":
         from cyclegan.methods.base import TrainingMethod
-        from cyclegan.training import build_method
+        from cyclegan.training.builder import build_method
 
         method = build_method(cfg, torch.device("cpu"), SingleProcess())
         assert isinstance(method, TrainingMethod) and method.translators()
@@ -208,7 +208,7 @@ def test_invalid_values_fail_before_training_with_one_line(
 def test_network_and_loss_options_fail_before_any_work(
     overrides: list[str], start: str, compose_cfg, tmp_path: Path
 ) -> None:
-    from cyclegan.training import train
+    from cyclegan.training.builder import train
 
     with pytest.raises(ConfigError) as err:
         train(compose_cfg(*overrides))
@@ -224,7 +224,7 @@ def test_network_option_typos_fail_at_composition(compose_cfg) -> None:
 
 
 def test_saved_configs_with_the_old_model_keys_compare_in_todays_keys() -> None:
-    from cyclegan.config import upgrade_saved_config
+    from cyclegan.config.schema import upgrade_saved_config
 
     old = {"model": {"variant": "paper", "init_std": 0.02, "ngf": 8}, "seed": 0}
     assert upgrade_saved_config(old) == {

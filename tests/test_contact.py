@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclegan.contact import (
+from cyclegan.evaluation.contact import (
     SheetRow,
     contact_sheet,
     fixed_image_table,

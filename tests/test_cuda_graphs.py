@@ -7,13 +7,13 @@ from functools import partial
 import pytest
 import torch
 
-from cyclegan.cuda_graphs import CapturedStep
 from cyclegan.errors import ConfigError
-from cyclegan.losses import CycleGANLoss
 from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
-from cyclegan.models import CycleGAN
-from cyclegan.schedule import LRMultiplier
-from cyclegan.strategy import SingleProcess
+from cyclegan.parts.losses.cyclegan import CycleGANLoss
+from cyclegan.parts.networks.resnet import CycleGAN
+from cyclegan.parts.schedule import LRMultiplier
+from cyclegan.runtime.cuda_graphs import CapturedStep
+from cyclegan.runtime.strategy import SingleProcess
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
@@ -101,7 +101,7 @@ def test_a_learning_rate_of_zero_set_in_place_freezes_the_replayed_step() -> Non
     "overrides", [["trainer.device=cpu"], ["trainer.precision=16-mixed", "trainer.device=cuda"]]
 )
 def test_config_refuses_cuda_graphs_where_they_cannot_run(compose_cfg, overrides) -> None:
-    from cyclegan.config import validate
+    from cyclegan.config.schema import validate
     from tests.conftest import TINY
 
     with pytest.raises(ConfigError, match=r"set trainer\.cuda_graphs=false"):

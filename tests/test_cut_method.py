@@ -14,17 +14,17 @@ import torch
 import torch.multiprocessing as mp
 from omegaconf import OmegaConf
 
-from cyclegan.checkpoint import load_checkpoint
-from cyclegan.config import validate
-from cyclegan.distributed import Place
+from cyclegan.checkpoints.file import load_checkpoint
+from cyclegan.config.schema import validate
 from cyclegan.errors import ConfigError
-from cyclegan.losses import CycleGANLoss
 from cyclegan.methods.cut import CUT
-from cyclegan.models import CycleGAN
-from cyclegan.nce.objective import adversarial_loss
-from cyclegan.schedule import LRMultiplier
-from cyclegan.strategy import strategy_for
-from cyclegan.training import train
+from cyclegan.parts.losses.cyclegan import CycleGANLoss
+from cyclegan.parts.nce.objective import adversarial_loss
+from cyclegan.parts.networks.resnet import CycleGAN
+from cyclegan.parts.schedule import LRMultiplier
+from cyclegan.runtime.distributed import Place
+from cyclegan.runtime.strategy import strategy_for
+from cyclegan.training.builder import train
 
 from .conftest import CONF, ROOT, TINY
 

@@ -13,17 +13,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from cyclegan.checkpoint import CheckpointError
-from cyclegan.importers_cut import load_cut_generator
-from cyclegan.models import Generator, define_generator, make_discriminator
-from cyclegan.nce.feature_taps import (
+from cyclegan.checkpoints.file import CheckpointError
+from cyclegan.inference.cut_weights import load_cut_generator
+from cyclegan.parts.nce.feature_taps import (
     CUT_NCE_LAYERS,
     NCEConfigError,
     check_num_patches,
     feature_channels,
     tap_features,
 )
-from cyclegan.nce.objective import (
+from cyclegan.parts.nce.objective import (
     CUTGeneratorPass,
     CUTLossSettings,
     adversarial_loss,
@@ -32,12 +31,13 @@ from cyclegan.nce.objective import (
     generator_total,
     layer_nce,
 )
-from cyclegan.nce.patch_sampler import PatchSampler, draw_patch_ids
-from cyclegan.nce.patchnce import patch_nce_loss
-from cyclegan.networks.antialias import Downsample, Upsample
-from cyclegan.networks.cut import DEFAULT_NCE_LAYERS, CUTNetworks
-from cyclegan.networks.cut_discriminator import CUTNLayerDiscriminator
-from cyclegan.networks.cut_resnet import CUTResnetGenerator
+from cyclegan.parts.nce.patch_sampler import PatchSampler, draw_patch_ids
+from cyclegan.parts.nce.patchnce import patch_nce_loss
+from cyclegan.parts.networks.antialias import Downsample, Upsample
+from cyclegan.parts.networks.cut import DEFAULT_NCE_LAYERS, CUTNetworks
+from cyclegan.parts.networks.cut_discriminator import CUTNLayerDiscriminator
+from cyclegan.parts.networks.cut_resnet import CUTResnetGenerator
+from cyclegan.parts.networks.resnet import Generator, define_generator, make_discriminator
 
 DATA = Path(__file__).parent / "data" / "cut"
 TOL = {"atol": 1e-5, "rtol": 1e-5}

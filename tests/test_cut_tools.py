@@ -11,14 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclegan import translate
-from cyclegan.checkpoint import CheckpointError, load_checkpoint
-from cyclegan.evaluate import evaluate
-from cyclegan.evaluate import main as evaluate_main
-from cyclegan.export import export
-from cyclegan.importers import Direction, Format, load_generator
-from cyclegan.networks.cut_resnet import CUTResnetGenerator
-from cyclegan.training import train
+from cyclegan.checkpoints.file import CheckpointError, load_checkpoint
+from cyclegan.inference import translate
+from cyclegan.inference.evaluate import evaluate
+from cyclegan.inference.evaluate import main as evaluate_main
+from cyclegan.inference.export import export
+from cyclegan.inference.importers import Direction, Format, load_generator
+from cyclegan.parts.networks.cut_resnet import CUTResnetGenerator
+from cyclegan.training.builder import train
 
 from .test_cut_method import CUT_TINY
 
@@ -31,7 +31,7 @@ def cut_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
 
-    from cyclegan.config import register_configs
+    from cyclegan.config.schema import register_configs
 
     from .conftest import CONF
 

@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclegan.checkpoint import load_checkpoint
+from cyclegan.checkpoints.file import load_checkpoint
 from cyclegan.errors import ConfigError
-from cyclegan.training import train
-from cyclegan.translate import translate
+from cyclegan.inference.translate import translate
+from cyclegan.training.builder import train
 
 # (width, height): landscape, portrait, square. The discriminator's four stride-2 layers need
 # samples of 32 px or more (its last instance norm needs more than one value).
@@ -144,8 +144,8 @@ def test_old_img_size_keys_give_the_same_preprocessing(compose_cfg) -> None:
 def test_evaluate_scores_a_grayscale_domain_and_says_fid_repeats_it(
     compose_cfg, tmp_path: Path
 ) -> None:
-    from cyclegan.evaluate import evaluate
     from cyclegan.evaluation.distribution import GRAYSCALE_NOTE
+    from cyclegan.inference.evaluate import evaluate
 
     from .test_evaluation import TinyExtractor
 

@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from cyclegan.buffer import DeviceReplayBuffer, ReplayBuffer, replay_rule
+from cyclegan.parts.replay_buffer import DeviceReplayBuffer, ReplayBuffer, replay_rule
 from tests.host_reads import forbid_host_reads
 
 

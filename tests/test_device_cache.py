@@ -162,8 +162,8 @@ def test_training_with_the_device_cache_equals_training_without(
     compose_cfg, tmp_path: Path
 ) -> None:
     """trainer.device_cache=true: the same batches, so the same losses and weights (CPU, exact)."""
-    from cyclegan.checkpoint import load_checkpoint
-    from cyclegan.training import train
+    from cyclegan.checkpoints.file import load_checkpoint
+    from cyclegan.training.builder import train
     from tests.conftest import TINY
 
     tiny = [*TINY, "trainer.sample_every=0", "trainer.n_samples=1"]
@@ -181,7 +181,7 @@ def test_training_with_the_device_cache_equals_training_without(
 
 
 def test_device_cache_without_the_dataset_cache_is_refused(compose_cfg) -> None:
-    from cyclegan.config import ConfigError, validate
+    from cyclegan.config.schema import ConfigError, validate
     from tests.conftest import TINY
 
     with pytest.raises(ConfigError, match=r"set dataset\.cache=true too"):

@@ -9,9 +9,9 @@ import pytest
 import torch
 from torch import nn
 
-from cyclegan.networks.init import init_weights
-from cyclegan.networks.norms import conv_bias, norm_layer
-from cyclegan.networks.patchgan import (
+from cyclegan.parts.networks.init import init_weights
+from cyclegan.parts.networks.norms import conv_bias, norm_layer
+from cyclegan.parts.networks.patchgan import (
     NLayerDiscriminator,
     PixelDiscriminator,
     add_spectral_norm,

@@ -21,10 +21,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from cyclegan.checkpoint import load_checkpoint
-from cyclegan.config import ConfigError
+from cyclegan.checkpoints.file import load_checkpoint
+from cyclegan.config.schema import ConfigError
 from cyclegan.data.sampling import EpochSampler
-from cyclegan.distributed import (
+from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
+from cyclegan.runtime.distributed import (
     Place,
     expand_nodelist,
     first_host,
@@ -32,11 +33,10 @@ from cyclegan.distributed import (
     rank_seed,
     resolve_place,
 )
-from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
-from cyclegan.signals import STOP_SIGNALS, Preempted
-from cyclegan.strategy import SingleProcess, strategy_for
-from cyclegan.training import main, train
-from cyclegan.training_state import unpack
+from cyclegan.runtime.strategy import SingleProcess, strategy_for
+from cyclegan.training.builder import main, train
+from cyclegan.training.signals import STOP_SIGNALS, Preempted
+from cyclegan.training.state import unpack
 
 from .conftest import ROOT, TINY, as_batch, make_method
 from .test_resume import assert_same_weights

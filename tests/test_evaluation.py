@@ -13,8 +13,7 @@ from hydra.core.global_hydra import GlobalHydra
 from scipy import linalg
 from torch import nn
 
-from cyclegan.config import register_configs
-from cyclegan.evaluate import evaluate, main
+from cyclegan.config.schema import register_configs
 from cyclegan.evaluation import distribution as evaluation
 from cyclegan.evaluation import evaluator as evaluator_module
 from cyclegan.evaluation.distribution import (
@@ -25,7 +24,8 @@ from cyclegan.evaluation.distribution import (
 from cyclegan.evaluation.evaluator import TranslationEvaluator
 from cyclegan.evaluation.paired import score
 from cyclegan.evaluation.ranking import lower_is_better
-from cyclegan.training import train
+from cyclegan.inference.evaluate import evaluate, main
+from cyclegan.training.builder import train
 
 from .conftest import CONF, TINY
 

@@ -15,10 +15,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from cyclegan import plugins
-from cyclegan.config import register_configs, validate
-from cyclegan.sweep import describe_grid, main
-from cyclegan.training import train
+from cyclegan.config import plugins
+from cyclegan.config.schema import register_configs, validate
+from cyclegan.sweeps.sweep import describe_grid, main
+from cyclegan.training.builder import train
 
 from .conftest import CONF, ROOT
 

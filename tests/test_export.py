@@ -10,11 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclegan import translate
-from cyclegan.checkpoint import CheckpointError, save_checkpoint
-from cyclegan.export import export, main
-from cyclegan.importers import Direction, Format, load_generator
-from cyclegan.models import CycleGAN
+from cyclegan.checkpoints.file import CheckpointError, save_checkpoint
+from cyclegan.inference import translate
+from cyclegan.inference.export import export, main
+from cyclegan.inference.importers import Direction, Format, load_generator
+from cyclegan.parts.networks.resnet import CycleGAN
 
 DATA = Path(__file__).parent / "data"
 

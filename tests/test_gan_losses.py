@@ -7,8 +7,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cyclegan.gan_losses import AdversarialLoss
-from cyclegan.networks.patchgan import NLayerDiscriminator
+from cyclegan.parts.losses.adversarial import AdversarialLoss
+from cyclegan.parts.networks.patchgan import NLayerDiscriminator
 
 REAL = torch.tensor([[[[2.0, -0.5], [0.5, 1.0]]]])  # D(x) scores, (1, 1, 2, 2)
 FAKE = torch.tensor([[[[-2.0, 0.5], [0.0, -1.5]]]])
@@ -146,7 +146,7 @@ def test_bad_input_is_one_line_naming_the_fix() -> None:
 
 
 def test_penalty_backpropagates_through_spectral_norm_and_pixel_discriminator() -> None:
-    from cyclegan.networks.patchgan import define_discriminator
+    from cyclegan.parts.networks.patchgan import define_discriminator
 
     torch.manual_seed(0)
     loss = AdversarialLoss("wgangp")

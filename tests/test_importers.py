@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cyclegan.checkpoint import CheckpointError, save_checkpoint
-from cyclegan.importers import (
+from cyclegan.checkpoints.file import CheckpointError, save_checkpoint
+from cyclegan.inference.importers import (
     Direction,
     Format,
     GeneratorSpec,
@@ -17,7 +17,7 @@ from cyclegan.importers import (
     load_generator,
     read_weights,
 )
-from cyclegan.models import CycleGAN
+from cyclegan.parts.networks.resnet import CycleGAN
 
 DATA = Path(__file__).parent / "data"
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from cyclegan.loss_window import LossWindow
+from cyclegan.training.loss_window import LossWindow
 from tests.host_reads import forbid_host_reads
 
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from cyclegan.losses import CycleGANLoss
+from cyclegan.parts.losses.cyclegan import CycleGANLoss
 
 
 def test_lsgan_is_mean_squared_error_to_the_label() -> None:

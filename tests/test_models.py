@@ -5,7 +5,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from cyclegan.models import CycleGAN, Discriminator, Generator, count_parameters, init_weights
+from cyclegan.parts.networks.resnet import (
+    CycleGAN,
+    Discriminator,
+    Generator,
+    count_parameters,
+    init_weights,
+)
 
 DATA = Path(__file__).parent / "data"
 

@@ -6,10 +6,10 @@ import pytest
 import torch
 from torch import nn
 
-from cyclegan.models import Generator, define_generator
-from cyclegan.networks.choices import check_image_size
-from cyclegan.networks.init import init_weights
-from cyclegan.networks.unet import UnetGenerator
+from cyclegan.parts.networks.choices import check_image_size
+from cyclegan.parts.networks.init import init_weights
+from cyclegan.parts.networks.resnet import Generator, define_generator
+from cyclegan.parts.networks.unet import UnetGenerator
 
 
 @pytest.mark.parametrize(
@@ -79,7 +79,7 @@ def test_resnet_generator_norms_follow_the_official_bias_rule(norm: str, upsampl
 
 @pytest.mark.parametrize("norm", ["instance", "batch", "none"])
 def test_importer_reads_the_norm_of_a_resnet_file(norm: str, tmp_path) -> None:
-    from cyclegan.importers import load_generator
+    from cyclegan.inference.importers import load_generator
 
     torch.manual_seed(0)
     G = Generator(3, 4, 2, "transposed", norm).eval()
@@ -93,7 +93,7 @@ def test_importer_reads_the_norm_of_a_resnet_file(norm: str, tmp_path) -> None:
 
 
 def test_pytorch_gan_discriminator_takes_every_norm() -> None:
-    from cyclegan.models import make_discriminator
+    from cyclegan.parts.networks.resnet import make_discriminator
 
     for norm, norm_type in (("batch", nn.BatchNorm2d), ("none", nn.Identity)):
         D = make_discriminator("pytorch_gan", 3, 4, norm=norm)

@@ -15,12 +15,12 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from cyclegan.distributed import Place
-from cyclegan.losses import CycleGANLoss
 from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
-from cyclegan.models import CycleGAN
-from cyclegan.schedule import LRMultiplier
-from cyclegan.strategy import strategy_for
+from cyclegan.parts.losses.cyclegan import CycleGANLoss
+from cyclegan.parts.networks.resnet import CycleGAN
+from cyclegan.parts.schedule import LRMultiplier
+from cyclegan.runtime.distributed import Place
+from cyclegan.runtime.strategy import strategy_for
 
 from .test_distributed import free_port
 from .test_resume import assert_same_weights

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from cyclegan.checkpoint import load_checkpoint
-from cyclegan.importers import load_generator
-from cyclegan.models import CycleGAN
-from cyclegan.networks.patchgan import NLayerDiscriminator, PixelDiscriminator
-from cyclegan.networks.unet import UnetGenerator
-from cyclegan.training import train
+from cyclegan.checkpoints.file import load_checkpoint
+from cyclegan.inference.importers import load_generator
+from cyclegan.parts.networks.patchgan import NLayerDiscriminator, PixelDiscriminator
+from cyclegan.parts.networks.resnet import CycleGAN
+from cyclegan.parts.networks.unet import UnetGenerator
+from cyclegan.training.builder import train
 
 from .conftest import TINY
 from .test_resume import assert_same_weights, train_rows
@@ -142,10 +142,10 @@ def test_option_trains_checkpoints_and_resumes_exactly(
 def test_wgangp_step_applies_the_penalty_to_both_discriminators(monkeypatch, precision) -> None:
     from functools import partial
 
-    from cyclegan.gan_losses import AdversarialLoss
-    from cyclegan.losses import CycleGANLoss
     from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
-    from cyclegan.schedule import LRMultiplier
+    from cyclegan.parts.losses.adversarial import AdversarialLoss
+    from cyclegan.parts.losses.cyclegan import CycleGANLoss
+    from cyclegan.parts.schedule import LRMultiplier
 
     torch.manual_seed(0)
     penalties = []

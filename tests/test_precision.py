@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cyclegan.runtime import resolve_precision
+from cyclegan.runtime.device import resolve_precision
 
 
 def test_auto_is_fp32_on_cpu_and_explicit_values_pass_through() -> None:

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from cyclegan.evaluation import distribution
-from cyclegan.evaluation.distribution import INCEPTION_FILE, InceptionUnavailableError
-from cyclegan.preflight import (
+from cyclegan.config.preflight import (
     RankingUnavailable,
     check_ranking,
     first_job_overrides,
     inception_problem,
     metric_problem,
 )
-from cyclegan.sweep import main
-from cyclegan.training import train
+from cyclegan.evaluation import distribution
+from cyclegan.evaluation.distribution import INCEPTION_FILE, InceptionUnavailableError
+from cyclegan.sweeps.sweep import main
+from cyclegan.training.builder import train
 
 from .conftest import CONF, ROOT, TINY
 from .test_sweep import make_unpaired_folder

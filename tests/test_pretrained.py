@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclegan import translate
 from cyclegan.data.download import DownloadError
-from cyclegan.importers import Format, load_generator
-from cyclegan.pretrained import (
+from cyclegan.inference import translate
+from cyclegan.inference.importers import Format, load_generator
+from cyclegan.inference.pretrained import (
     BASE_URL,
     BASE_URL_ENV,
     MODELS,

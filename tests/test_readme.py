@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 
-from cyclegan.config import validate
+from cyclegan.config.schema import validate
 
 from .conftest import ROOT
 

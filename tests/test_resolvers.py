@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from cyclegan import run_identity
-from cyclegan.resolvers import register_resolvers
-from cyclegan.run_identity import claim_stamped_dir, unique_stamp
+from cyclegan.config import run_identity
+from cyclegan.config.resolvers import register_resolvers
+from cyclegan.config.run_identity import claim_stamped_dir, unique_stamp
 
 from .conftest import ROOT
 
@@ -62,7 +62,7 @@ def test_two_sweeps_started_in_one_second_get_two_directories(tmp_path: Path, mo
 def test_two_processes_started_at_once_get_different_stamps(tmp_path: Path) -> None:
     code = (
         "from omegaconf import OmegaConf\n"
-        "from cyclegan.resolvers import register_resolvers\n"
+        "from cyclegan.config.resolvers import register_resolvers\n"
         "register_resolvers()\n"
         "print(OmegaConf.create({'d': '${stamp:%Y-%m-%d_%H-%M-%S}'}).d)\n"
     )

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from cyclegan.checkpoint import CheckpointError, load_checkpoint
-from cyclegan.loop import NonFiniteLossError
+from cyclegan.checkpoints.file import CheckpointError, load_checkpoint
 from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
-from cyclegan.training import train
+from cyclegan.training.builder import train
+from cyclegan.training.loop import NonFiniteLossError
 
 from .conftest import ROOT, TINY
 

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from cyclegan.schedule import LRMultiplier
+from cyclegan.parts.schedule import LRMultiplier
 
 
 def lrs(policy: str, n_epochs: int, decay_epoch: int, base: float = 2e-4) -> list[float]:

@@ -18,10 +18,10 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from cyclegan.contact import write_fixed_translations
-from cyclegan.run_identity import sweep_group
-from cyclegan.sweep import SweepError, main, parse_seeds, report
-from cyclegan.sweep_jobs import find_jobs, rank_jobs
+from cyclegan.config.run_identity import sweep_group
+from cyclegan.evaluation.contact import write_fixed_translations
+from cyclegan.sweeps.jobs import find_jobs, rank_jobs
+from cyclegan.sweeps.sweep import SweepError, main, parse_seeds, report
 
 from .conftest import ROOT, TINY
 from .wandb_files import offline_runs, read_wandb_run

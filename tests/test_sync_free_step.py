@@ -16,12 +16,12 @@ from functools import partial
 import pytest
 import torch
 
-from cyclegan.buffer import DeviceReplayBuffer
-from cyclegan.loss_window import LossWindow
-from cyclegan.losses import CycleGANLoss
 from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
-from cyclegan.models import CycleGAN
-from cyclegan.schedule import LRMultiplier
+from cyclegan.parts.losses.cyclegan import CycleGANLoss
+from cyclegan.parts.networks.resnet import CycleGAN
+from cyclegan.parts.replay_buffer import DeviceReplayBuffer
+from cyclegan.parts.schedule import LRMultiplier
+from cyclegan.training.loss_window import LossWindow
 from tests.host_reads import HostReadError, forbid_host_reads
 
 BATCH, SIZE = 2, 32

@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclegan.checkpoint import load_checkpoint
-from cyclegan.training import train
+from cyclegan.checkpoints.file import load_checkpoint
+from cyclegan.training.builder import train
 
 from .conftest import ROOT, TINY
 

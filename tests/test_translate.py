@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclegan.models import Generator
-from cyclegan.tiling import pad_to_multiple, run_padded, run_tiled
-from cyclegan.translate import main, to_image, to_tensor
+from cyclegan.inference.tiling import pad_to_multiple, run_padded, run_tiled
+from cyclegan.inference.translate import main, to_image, to_tensor
+from cyclegan.parts.networks.resnet import Generator
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cyclegan.networks.norms import Norm
-from cyclegan.networks.unet import (
+from cyclegan.parts.networks.norms import Norm
+from cyclegan.parts.networks.unet import (
     UnetGenerator,
     infer_unet_spec,
     is_unet_state_dict,

@@ -10,10 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclegan import translate
-from cyclegan.export import export
-from cyclegan.importers import Format, GeneratorSpec, load_generator
-from cyclegan.tiling import pad_to_multiple
+from cyclegan.inference import translate
+from cyclegan.inference.export import export
+from cyclegan.inference.importers import Format, GeneratorSpec, load_generator
+from cyclegan.inference.tiling import pad_to_multiple
 
 DATA = Path(__file__).parent / "data" / "unet"
 TOL = {"atol": 1e-5, "rtol": 1e-5}
@@ -102,7 +102,7 @@ def test_spec_from_a_training_config_names_the_generator() -> None:
 
 
 def test_evaluate_refuses_an_image_size_the_unet_cannot_take(tmp_path: Path, capsys) -> None:
-    from cyclegan import evaluate
+    from cyclegan.inference import evaluate
 
     ckpt = DATA / "official_G_unet128_ngf8.pth"
     args = [f"ckpt={ckpt}", f"data={tmp_path / 'nowhere'}", "img_size=64", "direction=AtoB"]

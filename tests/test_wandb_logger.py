@@ -23,13 +23,13 @@ from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 from PIL import Image
 
-from cyclegan.checkpoint import load_checkpoint
-from cyclegan.config import ConfigError, register_configs
-from cyclegan.contact import fixed_image_table
+from cyclegan.checkpoints.file import load_checkpoint
+from cyclegan.config.run_identity import RunIdentity, hydra_identity, sweep_group
+from cyclegan.config.schema import ConfigError, register_configs
+from cyclegan.evaluation.contact import fixed_image_table
+from cyclegan.loggers.wandb_logger import WandbLogger
 from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
-from cyclegan.run_identity import RunIdentity, hydra_identity, sweep_group
-from cyclegan.training import train
-from cyclegan.wandb_logger import WandbLogger
+from cyclegan.training.builder import train
 
 from .conftest import CONF, ROOT, TINY
 from .wandb_files import WandbRun, offline_runs, read_wandb_run
@@ -176,8 +176,8 @@ def test_wandb_failing_mid_run_keeps_every_row_in_the_file(
 def test_disabled_mode_never_imports_wandb(tmp_path: Path) -> None:
     code = (
         "import sys\n"
-        "import cyclegan.training\n"
-        "from cyclegan.wandb_logger import WandbLogger\n"
+        "import cyclegan.training.builder\n"
+        "from cyclegan.loggers.wandb_logger import WandbLogger\n"
         "logger = WandbLogger(sys.argv[1], mode='disabled')\n"
         "logger.log_metrics({'train/loss_G': 1.0}, step=1, epoch=0)\n"
         "logger.finish()\n"
@@ -400,8 +400,8 @@ def test_file_and_none_loggers_never_import_wandb(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from hydra import compose, initialize_config_dir\n"
-        "from cyclegan.config import register_configs\n"
-        "from cyclegan.training import train\n"
+        "from cyclegan.config.schema import register_configs\n"
+        "from cyclegan.training.builder import train\n"
         "register_configs()\n"
         "with initialize_config_dir(config_dir=sys.argv[1], version_base='1.3'):\n"
         "    for logger in ('file', 'none'):\n"

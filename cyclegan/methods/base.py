@@ -16,8 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from cyclegan.runtime import Precision
-from cyclegan.schedule import LRMultiplier
+from cyclegan.parts.schedule import LRMultiplier
+from cyclegan.runtime.device import Precision
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 Batch = Mapping[str, torch.Tensor]
@@ -106,7 +106,7 @@ class TrainingMethod(ABC):
         return first.param_groups[0]["lr"]
 
     def after_step(self) -> None:
-        """Per step, at fractional epochs (see cyclegan.schedule)."""
+        """Per step, at fractional epochs (see cyclegan.parts.schedule)."""
         for scheduler in self.schedulers.values():
             scheduler.step()
 

@@ -11,7 +11,7 @@ of the reference code (taesungp/contrastive-unpaired-translation, ``CUTModel.opt
     loss_G     = loss_G_GAN + 0.5 * (loss_NCE + loss_NCE_Y)   (CUT: nce_idt)
                = loss_G_GAN + loss_NCE                        (FastCUT)     -> step G and F
 
-NCE is the PatchNCE loss over the tapped layers (`cyclegan.nce.objective`). FastCUT flips the
+NCE is the PatchNCE loss over the tapped layers (`cyclegan.parts.nce.objective`). FastCUT flips the
 whole input batch horizontally with probability 1/2 per step (flip equivariance).
 
 Patch positions and the flip are drawn from `patch_rng`, a torch generator that is part of the
@@ -30,21 +30,21 @@ import torch
 from torch import nn
 
 from cyclegan.errors import ConfigError
-from cyclegan.losses import CycleGANLoss
 from cyclegan.methods.base import Batch, OptimizerFactory, TrainingMethod, set_requires_grad
-from cyclegan.models import CycleGAN as CycleGANNetworks
-from cyclegan.models import Generator, count_parameters, define_generator
-from cyclegan.nce.feature_taps import check_nce_layers, check_num_patches, feature_shapes
-from cyclegan.nce.objective import (
+from cyclegan.parts.losses.cyclegan import CycleGANLoss
+from cyclegan.parts.nce.feature_taps import check_nce_layers, check_num_patches, feature_shapes
+from cyclegan.parts.nce.objective import (
     CUTGeneratorPass,
     CUTLossSettings,
     adversarial_loss,
     generator_total,
 )
-from cyclegan.networks.cut import DEFAULT_NCE_LAYERS, CUTNetworks
-from cyclegan.networks.cut_resnet import CUTResnetGenerator, init_xavier_normal
-from cyclegan.schedule import LRMultiplier
-from cyclegan.strategy import SingleProcess
+from cyclegan.parts.networks.cut import DEFAULT_NCE_LAYERS, CUTNetworks
+from cyclegan.parts.networks.cut_resnet import CUTResnetGenerator, init_xavier_normal
+from cyclegan.parts.networks.resnet import CycleGAN as CycleGANNetworks
+from cyclegan.parts.networks.resnet import Generator, count_parameters, define_generator
+from cyclegan.parts.schedule import LRMultiplier
+from cyclegan.runtime.strategy import SingleProcess
 
 PATCH_SEED_OFFSET = 2  # the CycleGAN replay buffers use seed + 1
 
@@ -109,7 +109,7 @@ class CUT(TrainingMethod):
     @staticmethod
     def check_config(method: Mapping[str, Any], model: Mapping[str, Any], img_size: int) -> None:
         """One-line `ConfigError`s for settings that cannot work, before any data or training
-        (called by `cyclegan.config.validate`): weights, temperature, NCE layers outside the
+        (called by `cyclegan.config.schema.validate`): weights, temperature, NCE layers outside the
         generator, more patches than a tapped feature map has positions, trainer.compile."""
         if method.get("compile"):
             raise ConfigError("trainer.compile=true is not supported with method=cut; set it false")

@@ -9,7 +9,7 @@ Generators (D_A, D_B frozen), each term averaged over the two directions as in t
 Discriminators, on real images and on a fake drawn from the replay buffer:
     loss_D_X = (gan(D_X(real_X), real) + gan(D_X(buffer_X(fake_X)), fake)) / 2
                (+ lambda_gp * GP on interpolates of real_X and the buffer fake, for wgangp)
-`gan` is the objective `loss.gan_mode` names (lsgan, vanilla, hinge, wgangp; cyclegan.gan_losses).
+`gan` is the objective `loss.gan_mode` names (lsgan, vanilla, hinge, wgangp; cyclegan.parts.losses.adversarial).
 
 The official code sums the A and B terms where the seed averages them, so its logged `loss_G` is
 twice ours at the same weights (the gradients differ by the same factor 2, which Adam absorbs).
@@ -18,7 +18,7 @@ Execution (none of it changes the math): on a GPU the replay buffers keep their 
 their random choices on the device (`DeviceReplayBuffer`), so a step never waits for the GPU;
 on a CPU they are `ReplayBuffer`, whose draws keep the default run's numbers as they were.
 `cuda_graphs=True` records the whole step, optimizer updates included, as one CUDA graph after a
-few eager steps and replays it (cyclegan/cuda_graphs.py): one launch per step instead of some
+few eager steps and replays it (cyclegan/runtime/cuda_graphs.py): one launch per step instead of some
 two thousand; the optimizers are then made capturable with their rates in device tensors.
 `compile_mode` is torch.compile's mode for `compile=True` (default, reduce-overhead: CUDA graphs
 per network, max-autotune: tuned kernels after a long compilation).
@@ -32,15 +32,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from cyclegan.buffer import DeviceReplayBuffer, ReplayBuffer
-from cyclegan.cuda_graphs import CapturedStep
 from cyclegan.errors import ConfigError
-from cyclegan.losses import CycleGANLoss
 from cyclegan.methods.base import Batch, OptimizerFactory, TrainingMethod, set_requires_grad
-from cyclegan.models import CycleGAN as CycleGANNetworks
-from cyclegan.models import count_parameters
-from cyclegan.schedule import LRMultiplier
-from cyclegan.strategy import SingleProcess
+from cyclegan.parts.losses.cyclegan import CycleGANLoss
+from cyclegan.parts.networks.resnet import CycleGAN as CycleGANNetworks
+from cyclegan.parts.networks.resnet import count_parameters
+from cyclegan.parts.replay_buffer import DeviceReplayBuffer, ReplayBuffer
+from cyclegan.parts.schedule import LRMultiplier
+from cyclegan.runtime.cuda_graphs import CapturedStep
+from cyclegan.runtime.strategy import SingleProcess
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class GeneratorPair(nn.Module):
 
 
 class CycleGAN(TrainingMethod):
-    """The CycleGAN training algorithm over a `cyclegan.models.CycleGAN` network container."""
+    """The CycleGAN training algorithm over a `cyclegan.parts.networks.resnet.CycleGAN` network container."""
 
     progress_keys = ("loss_G", "loss_D", "loss_cycle")
 

@@ -1,0 +1,229 @@
+"""The value checks types cannot express: `validate(cfg)` rejects well-typed but unusable values
+with one line naming the key and the fix, before any data or model is built."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hydra.utils import get_class
+from omegaconf import OmegaConf
+
+from cyclegan.data.spec import preprocessing_from_keys
+from cyclegan.data.transforms import Preprocess
+from cyclegan.errors import ConfigError
+from cyclegan.parts.losses.adversarial import GanMode
+from cyclegan.parts.networks.choices import GeneratorKind, check_image_size
+from cyclegan.parts.schedule import Policy
+
+MAX_IMG_SIZE = 4096  # one 4096 px image is 200 MB as float32 at the input alone
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def validate(cfg: Any) -> None:
+    """Reject unusable values with one line that names the key and what to use instead."""
+    _check(
+        isinstance(cfg.seed, int) and 0 <= cfg.seed < 2**63,
+        f"seed={cfg.seed}: use a non-negative integer (e.g. seed=0)",
+    )
+    _validate_model(cfg.model)
+    _validate_method(cfg.method, cfg.model, cfg.dataset.img_size)
+    _validate_loss_and_optim(cfg.loss, cfg.optim)
+    _validate_schedule(cfg.schedule)
+    _validate_dataset(cfg.dataset)
+    _validate_networks_for_size(cfg.model, cfg.dataset, cfg.loss)
+    _validate_channels(cfg.dataset, cfg.loss)
+    _validate_trainer(cfg.trainer)
+    _check(
+        not cfg.trainer.device_cache or cfg.dataset.cache,
+        "trainer.device_cache=true moves the dataset's image cache to the device: set "
+        "dataset.cache=true too",
+    )
+    _check(
+        not cfg.trainer.device_cache
+        or str(cfg.dataset.preprocess) in ("resize_and_crop", "crop", "scale_width_and_crop"),
+        f"trainer.device_cache=true needs samples of one size, and dataset.preprocess="
+        f"{cfg.dataset.preprocess} keeps each image's shape: use a cropping mode or "
+        "trainer.device_cache=false",
+    )
+    _check(
+        cfg.optimized_mode in ("max", "min"),
+        f"optimized_mode={cfg.optimized_mode}: use max or min",
+    )
+
+
+def _validate_method(method: Any, model: Any, img_size: int) -> None:
+    """A method class may check its own keys against the model and image size before any work:
+    a static `check_config(method, model, img_size)` raising ConfigError (CUT's: nce_layers,
+    num_patches, loss weights)."""
+    check = getattr(get_class(method._target_), "check_config", None)
+    if check is not None:
+        check(
+            OmegaConf.to_container(method, resolve=True),
+            OmegaConf.to_container(model, resolve=True),
+            img_size,
+        )
+
+
+def _validate_model(m: Any) -> None:
+    _check(
+        m.n_residual_blocks >= 0, f"model.n_residual_blocks={m.n_residual_blocks}: use 0 or more"
+    )
+    _check(m.ngf >= 1 and m.ndf >= 1, f"model.ngf={m.ngf}, model.ndf={m.ndf}: widths must be >= 1")
+    _check(m.channels >= 1, f"model.channels={m.channels}: must be >= 1")
+    _check(m.init_gain > 0, f"model.init_gain={m.init_gain}: must be > 0")
+    _check(m.n_layers_D >= 1, f"model.n_layers_D={m.n_layers_D}: must be >= 1 (default 3)")
+    resnet = m.generator in (GeneratorKind.resnet, GeneratorKind.paper)
+    _check(
+        not (resnet and m.use_dropout),
+        f"model.use_dropout=true: model.generator={m.generator} has no dropout; use "
+        "model.generator=unet_128 or unet_256, or use_dropout=false",
+    )
+
+
+def _validate_networks_for_size(m: Any, d: Any, loss: Any) -> None:
+    """The training crops fit the networks: a U-Net's multiple, the PatchGAN's depth; WGAN-GP's
+    interpolates need real and buffer fakes of one size."""
+    spec = preprocessing_from_keys(
+        d.preprocess, d.load_size, d.crop_size, d.flip, d.img_size, d.load_scale
+    )
+    cropped = spec.mode in (
+        Preprocess.resize_and_crop,
+        Preprocess.crop,
+        Preprocess.scale_width_and_crop,
+    )
+    _check(
+        cropped or m.generator not in (GeneratorKind.unet_128, GeneratorKind.unet_256),
+        f"model.generator={m.generator} needs training images of fixed sides divisible by "
+        f"{2 ** (7 if m.generator == GeneratorKind.unet_128 else 8)}, but dataset.preprocess="
+        f"{spec.mode} keeps each image's shape; use resize_and_crop, crop or scale_width_and_crop",
+    )
+    _check(
+        cropped or loss.gan_mode != GanMode.wgangp,
+        f"loss.gan_mode=wgangp interpolates real and past fake images, which needs one training "
+        f"size, but dataset.preprocess={spec.mode} keeps each image's shape; use "
+        "resize_and_crop, crop or scale_width_and_crop",
+    )
+    if not cropped:
+        return
+    try:
+        for side in sorted(set(spec.crop_size)):
+            check_image_size(side, m.generator, m.discriminator, m.n_layers_D)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _validate_loss_and_optim(loss: Any, o: Any) -> None:
+    _check(loss.lambda_cyc >= 0, f"loss.lambda_cyc={loss.lambda_cyc}: loss weights must be >= 0")
+    _check(loss.lambda_id >= 0, f"loss.lambda_id={loss.lambda_id}: loss weights must be >= 0")
+    _check(
+        loss.gan_mode != GanMode.wgangp or (loss.lambda_gp is not None and loss.lambda_gp > 0),
+        f"loss.gan_mode=wgangp needs a gradient-penalty weight, got loss.lambda_gp="
+        f"{loss.lambda_gp}; set loss.lambda_gp=10 (the WGAN-GP paper's) or choose another "
+        "loss.gan_mode",
+    )
+    _check(
+        loss.lambda_gp is None or loss.lambda_gp >= 0,
+        f"loss.lambda_gp={loss.lambda_gp}: must be >= 0",
+    )
+    _check(o.lr > 0, f"optim.lr={o.lr}: must be > 0")
+    _check(
+        len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
+        f"optim.betas={list(o.betas)}: give two values in [0, 1), e.g. [0.5,0.999]",
+    )
+
+
+def _validate_schedule(s: Any) -> None:
+    _check(s.n_epochs >= 1, f"schedule.n_epochs={s.n_epochs}: must be >= 1")
+    if s.policy == Policy.constant:
+        return  # decay_epoch is not used
+    _check(
+        0 <= s.decay_epoch < s.n_epochs,
+        f"schedule.decay_epoch={s.decay_epoch} must be < schedule.n_epochs={s.n_epochs} "
+        "(decay starts before the last epoch); lower decay_epoch or raise n_epochs",
+    )
+
+
+def _validate_dataset(d: Any) -> None:
+    _check(
+        not OmegaConf.is_missing(d, "root") if OmegaConf.is_config(d) else bool(d.root),
+        "dataset.root is not set: give your images' folder, e.g. dataset=folder dataset.root=PATH "
+        "(PATH holds trainA/ and trainB/)",
+    )
+    _check(
+        d.img_size >= 16 and d.img_size % 4 == 0,
+        f"dataset.img_size={d.img_size}: use a multiple of 4 that is >= 16 "
+        "(the generator downsamples twice by 2; the discriminator needs room for its patches)",
+    )
+    _check(
+        d.img_size <= MAX_IMG_SIZE,
+        f"dataset.img_size={d.img_size}: use at most {MAX_IMG_SIZE} (train on crops; "
+        "`python -m cyclegan.translate ... tile=1024` translates larger images)",
+    )
+    _check(
+        d.load_scale >= 1.0, f"dataset.load_scale={d.load_scale}: must be >= 1 (resize, then crop)"
+    )
+    try:
+        spec = preprocessing_from_keys(
+            d.preprocess, d.load_size, d.crop_size, d.flip, d.img_size, d.load_scale
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    for side in spec.crop_size:
+        _check(
+            16 <= side <= MAX_IMG_SIZE and side % 4 == 0,
+            f"dataset.crop_size={d.crop_size}: use sides that are multiples of 4 from 16 to "
+            f"{MAX_IMG_SIZE} (the generator downsamples twice by 2)",
+        )
+
+
+def _validate_channels(d: Any, loss: Any) -> None:
+    for key in ("channels_A", "channels_B"):
+        value = getattr(d, key)
+        _check(value in (1, 3), f"dataset.{key}={value}: use 1 (grayscale) or 3 (RGB)")
+    _check(
+        d.channels_A == d.channels_B or loss.lambda_id == 0,
+        f"loss.lambda_id={loss.lambda_id} needs dataset.channels_A == dataset.channels_B (the "
+        f"identity loss feeds B images to G_AB), got {d.channels_A} and {d.channels_B}; "
+        "set loss.lambda_id=0",
+    )
+
+
+def _validate_trainer(t: Any) -> None:
+    _check(t.batch_size >= 1, f"trainer.batch_size={t.batch_size}: must be >= 1")
+    _check(t.num_workers >= 0, f"trainer.num_workers={t.num_workers}: must be >= 0")
+    _check(
+        t.steps_per_epoch is None or t.steps_per_epoch >= 1,
+        f"trainer.steps_per_epoch={t.steps_per_epoch}: use null (a full pass) or >= 1",
+    )
+    _check(t.buffer_size >= 0, f"trainer.buffer_size={t.buffer_size}: must be >= 0")
+    for key in ("log_every", "sample_every", "checkpoint_every", "eval_every"):
+        value = getattr(t, key)
+        _check(value >= 0, f"trainer.{key}={value}: must be >= 0 (0 disables)")
+    _check(t.n_samples >= 1, f"trainer.n_samples={t.n_samples}: must be >= 1")
+    _check(
+        t.precision in ("auto", "32", "bf16-mixed", "16-mixed"),
+        f"trainer.precision={t.precision}: use auto, 32, bf16-mixed or 16-mixed",
+    )
+    _check(
+        not t.cuda_graphs or (t.precision != "16-mixed" and str(t.device) not in ("cpu", "mps")),
+        f"trainer.cuda_graphs=true needs a CUDA device and no fp16 loss scaling (device="
+        f"{t.device}, precision={t.precision}); set trainer.cuda_graphs=false",
+    )
+    _check(
+        t.compile_mode in ("default", "reduce-overhead", "max-autotune"),
+        f"trainer.compile_mode={t.compile_mode}: use default, reduce-overhead or max-autotune",
+    )
+    _check(
+        t.strategy in ("auto", "single", "ddp"),
+        f"trainer.strategy={t.strategy}: use auto, single or ddp",
+    )
+    _check(t.keep_last >= 1, f"trainer.keep_last={t.keep_last}: keep at least 1 checkpoint")
+    device = str(t.device)
+    _check(
+        device in ("auto", "cpu", "cuda", "mps") or device.startswith("cuda:"),
+        f"trainer.device={device}: use auto, cpu, cuda, cuda:N or mps",
+    )

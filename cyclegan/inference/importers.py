@@ -1,0 +1,380 @@
+"""Load a trained generator from any file people have: ours, exported, PyTorch-GAN's or the official one.
+
+Four formats, told apart by their keys (or forced with `fmt=`):
+
+* ``checkpoint``: our training state, ``checkpoints/last.pt`` (the CycleGAN container's
+  ``G_AB.model...``/``G_BA.model...`` keys and the resolved ``config``); holds both directions.
+* ``exported``: ``python -m cyclegan.export``'s ``G_AB.safetensors`` + ``G_AB.json``.
+* ``pytorch-gan``: PyTorch-GAN's ``G_AB_<epoch>.pth`` (residual blocks under ``block.``).
+* ``official``: junyanz/pytorch-CycleGAN-and-pix2pix's ``latest_net_G_A.pth`` and the released
+  pretrained models (residual blocks under ``conv_block.``), and its U-Net generators
+  (``unet_128``/``unet_256``: nested ``model.model.1.model.3...`` keys; depth, width and norm are
+  read off the keys, see `cyclegan.parts.networks.unet.infer_unet_spec`).
+* ``cut``: taesungp/contrastive-unpaired-translation's ``latest_net_G.pth`` (CUT/FastCUT, and its
+  released models): anti-aliased, told apart by its blur-filter buffers (``model.7.filt``, ...).
+
+CUT models (ours, trained with method=cut/fastcut, and the reference's) are one-sided: they hold
+the A -> B generator only, and asking for B -> A is a one-line error.
+
+None of the foreign formats records its hyper-parameters, so the architecture is read off the keys
+and shapes: ``model.1.weight`` is (ngf, input channels, 7, 7), the last 7x7 conv is (output
+channels, ngf, 7, 7) (1 for models trained with ``--input_nc 1``/``--output_nc 1``), and the residual
+blocks are counted. The
+generator is then built and loaded with ``strict=True``, so every tensor lands in its layer or the
+load fails. Two quirks of real files are undone first: the ``module.`` prefix of DataParallel (and
+``_orig_mod.`` of ``torch.compile``), and the InstanceNorm running-stat keys of checkpoints saved
+before PyTorch 0.4, which the official loader drops in the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from cyclegan.checkpoints.file import CheckpointError, load_checkpoint
+from cyclegan.inference.cut_weights import cut_generator_spec, fit_filters
+from cyclegan.inference.weights_file import load_state, strip_wrapper_prefixes, tensors_of
+from cyclegan.parts.networks.spec import UPSAMPLING, GeneratorSpec
+from cyclegan.parts.networks.unet import infer_unet_spec, is_unet_state_dict
+
+EXPORT_FORMAT = "cyclegan-generator"  # the "format" field of an exported generator's JSON
+
+
+class Format(StrEnum):
+    checkpoint = "checkpoint"
+    exported = "exported"
+    pytorch_gan = "pytorch-gan"
+    official = "official"
+    cut = "cut"
+
+
+class Direction(StrEnum):
+    AtoB = "AtoB"
+    BtoA = "BtoA"
+
+    @property
+    def container_key(self) -> str:
+        """The generator's name in the CycleGAN container (and in exported file names)."""
+        return "G_AB" if self is Direction.AtoB else "G_BA"
+
+
+_BLOCK_ATTR = {"nearest": "block", "transposed": "conv_block", "antialias": "conv_block"}
+_BLOCK_KEY = re.compile(r"^model\.(\d+)\.(block|conv_block)\.")
+_TOP_CONV_KEY = re.compile(r"^model\.(\d+)\.weight$")
+_LEGACY_NORM_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
+
+
+@dataclass
+class WeightsFile:
+    """The tensors of a weights file, read once, with what the file says about itself."""
+
+    path: Path
+    format: Format
+    tensors: dict[str, torch.Tensor]
+    # From our own files: the architecture, the direction(s) held, the training config.
+    spec: GeneratorSpec | None = None
+    directions: tuple[Direction, ...] = ()
+    meta: dict[str, Any] = field(default_factory=dict)
+    one_sided: bool = False  # a CUT model: A -> B only
+
+
+@dataclass
+class LoadedGenerator:
+    """A ready generator (eval mode, on CPU) and how it was obtained, for logs and export."""
+
+    generator: nn.Module  # Generator, UnetGenerator or CUTResnetGenerator
+    spec: GeneratorSpec
+    format: Format
+    direction: Direction | None  # None: a foreign file, which does not say
+    source: Path
+    dropped_keys: list[str] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------------------- reading
+
+
+def read_weights(path: str | Path, fmt: str | Format = "auto") -> WeightsFile:
+    """Read a weights file of any supported format (detected from its keys unless `fmt` is given)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file '{path}' not found; check the ckpt= path")
+    forced = None if fmt == "auto" else Format(fmt)
+    if forced is Format.exported or (forced is None and path.suffix == ".safetensors"):
+        return _read_exported(path)
+    state = load_state(path, "give a .pt/.pth/.safetensors generator file")
+    if "format_version" in state and "model" in state:  # our training checkpoint
+        state = load_checkpoint(path)  # the one reader of training state (format-version check)
+        return _from_container(path, dict(state["model"]), state.get("config"), state)
+    tensors = tensors_of(state)
+    if any(k.startswith(("G_AB.", "G_BA.")) for k in tensors):  # a bare container state dict
+        return _from_container(path, tensors, None, {})
+    detected = forced or _detect_foreign_format(path, tensors)
+    if detected is Format.cut:  # CUT's G translates A -> B
+        return WeightsFile(path, detected, tensors, None, (Direction.AtoB,), one_sided=True)
+    return WeightsFile(path, detected, tensors)
+
+
+def _from_container(
+    path: Path, tensors: dict[str, torch.Tensor], config: Any, state: Mapping[str, Any]
+) -> WeightsFile:
+    spec = None
+    if isinstance(config, Mapping) and isinstance(config.get("model"), Mapping):
+        spec = GeneratorSpec.from_dict(config["model"])
+    meta = {"config": config} if config is not None else {}
+    for key in ("epoch", "step"):
+        if key in state:
+            meta[key] = state[key]
+    if any(k.startswith("G.") for k in tensors):  # method=cut/fastcut: G (A -> B), D, F
+        return WeightsFile(path, Format.checkpoint, tensors, spec, (Direction.AtoB,), meta, True)
+    return WeightsFile(
+        path, Format.checkpoint, tensors, spec, (Direction.AtoB, Direction.BtoA), meta
+    )
+
+
+def _read_exported(path: Path) -> WeightsFile:
+    from safetensors import SafetensorError, safe_open  # only exported files need it
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (not a dict)
+            header = f.metadata() or {}
+    except (SafetensorError, OSError) as exc:
+        raise CheckpointError(f"'{path}' is not a readable safetensors file ({exc})") from exc
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_file():
+        info = json.loads(sidecar.read_text())
+    elif EXPORT_FORMAT in header:  # the same JSON, embedded in the safetensors header
+        info = json.loads(header[EXPORT_FORMAT])
+    else:
+        info = {}
+    if info and info.get("format") != EXPORT_FORMAT:
+        raise CheckpointError(
+            f"'{sidecar}' is not a cyclegan export (format={info.get('format')!r}); "
+            "re-export with python -m cyclegan.export"
+        )
+    spec = GeneratorSpec.from_dict(info["architecture"]) if "architecture" in info else None
+    directions = (Direction(info["direction"]),) if info.get("direction") else ()
+    return WeightsFile(path, Format.exported, tensors, spec, directions, info)
+
+
+def _detect_foreign_format(path: Path, tensors: Mapping[str, torch.Tensor]) -> Format:
+    if any(k.endswith(".filt") for k in tensors):  # only CUT's networks have blur filters
+        return Format.cut
+    attrs = {m.group(2) for k in tensors if (m := _BLOCK_KEY.match(k))}
+    if attrs == {"block"}:
+        return Format.pytorch_gan
+    if attrs == {"conv_block"}:
+        return Format.official
+    if is_unet_state_dict(tensors):
+        return Format.official
+    if "model.0.weight" in tensors and "model.1.weight" not in tensors:
+        raise CheckpointError(
+            f"'{path}' looks like a discriminator (D_A/D_B); give a generator file "
+            "(G_AB_<epoch>.pth, latest_net_G_A.pth, checkpoints/last.pt or an export)"
+        )
+    raise CheckpointError(
+        f"cannot tell the format of '{path}' from its keys (first: {next(iter(tensors), 'none')}); "
+        "give a CycleGAN generator file or force one with format=pytorch-gan|official"
+    )
+
+
+# ---------------------------------------------------------------------------------- building
+
+
+def infer_spec(tensors: Mapping[str, torch.Tensor]) -> GeneratorSpec:
+    """Architecture of a generator state dict (ResNet or official U-Net), from keys and shapes."""
+    if is_unet_state_dict(tensors):
+        unet = infer_unet_spec(tensors)
+        return GeneratorSpec(
+            unet.in_channels,
+            unet.ngf,
+            0,
+            "transposed",
+            unet.out_channels,
+            num_downs=unet.num_downs,
+            norm=unet.norm.value,
+        )
+    first = tensors.get("model.1.weight")
+    if first is None or first.dim() != 4 or tuple(first.shape[2:]) != (7, 7):
+        raise CheckpointError(
+            "no 7x7 first convolution at 'model.1.weight': not a CycleGAN ResNet generator"
+        )
+    blocks: dict[int, str] = {}
+    for key in tensors:
+        if m := _BLOCK_KEY.match(key):
+            blocks[int(m.group(1))] = m.group(2)
+    if not blocks:
+        raise CheckpointError("no residual blocks ('model.<i>.block.' keys) in the weights")
+    if len(set(blocks.values())) > 1:
+        raise CheckpointError("the weights mix 'block.' and 'conv_block.' residual blocks")
+    # With dropout, index 6 of a block is its second conv (4-d); with batch norm, a BN weight (1-d).
+    if any(
+        re.match(r"^model\.\d+\.conv_block\.6\.weight$", k) and v.dim() == 4
+        for k, v in tensors.items()
+    ):
+        raise CheckpointError(
+            "this official generator was trained with dropout in its residual blocks "
+            "(--no_dropout off); that layout is not supported"
+        )
+    upsampling = "nearest" if next(iter(blocks.values())) == "block" else "transposed"
+    in_channels, out_channels = io_channels(tensors)
+    # The official bias rule tells the norm: conv biases only next to instance norm (pre-0.4
+    # files also carry instance-norm running stats, so those cannot tell), batch norm's weight.
+    norm = (
+        "instance"
+        if "model.1.bias" in tensors
+        else "batch"
+        if "model.2.weight" in tensors
+        else "none"
+    )
+    return GeneratorSpec(
+        in_channels, int(first.shape[0]), len(blocks), upsampling, out_channels, norm=norm
+    )
+
+
+def io_channels(tensors: Mapping[str, torch.Tensor]) -> tuple[int, int]:
+    """(input, output) channels of a generator: a U-Net's from its outermost convs, a ResNet's
+    from its first and last 7x7 convs (the official code records neither `--input_nc` nor
+    `--output_nc` in its files)."""
+    if is_unet_state_dict(tensors):
+        unet = infer_unet_spec(tensors)
+        return unet.in_channels, unet.out_channels
+    first = tensors.get("model.1.weight")
+    convs = {
+        int(m.group(1)): value
+        for key, value in tensors.items()
+        if (m := _TOP_CONV_KEY.match(key)) and value.dim() == 4 and tuple(value.shape[2:]) == (7, 7)
+    }
+    if first is None or len(convs) < 2:
+        raise CheckpointError(
+            "no first and last 7x7 convolutions ('model.<i>.weight'): not a CycleGAN ResNet generator"
+        )
+    return int(first.shape[1]), int(convs[max(convs)].shape[0])
+
+
+def _select_direction(
+    weights: WeightsFile, direction: str | Direction | None
+) -> tuple[dict[str, torch.Tensor], Direction | None]:
+    wanted = Direction(direction) if direction is not None else None
+    if weights.one_sided and wanted is Direction.BtoA:
+        raise CheckpointError(
+            f"'{weights.path}' is a one-sided CUT model: it translates A->B only, so "
+            "direction=BtoA is not available; use direction=AtoB (or train CUT with A and B swapped)"
+        )
+    if weights.format is Format.checkpoint:
+        chosen = wanted or Direction.AtoB
+        prefix = "G." if weights.one_sided else chosen.container_key + "."
+        tensors = {k[len(prefix) :]: v for k, v in weights.tensors.items() if k.startswith(prefix)}
+        if not tensors:
+            raise CheckpointError(f"'{weights.path}' holds no {chosen.container_key} weights")
+        return tensors, chosen
+    held = weights.directions[0] if weights.directions else None
+    if wanted is not None and held is not None and wanted is not held:
+        raise CheckpointError(
+            f"'{weights.path}' is the {held} generator but direction={wanted} was asked; "
+            f"use the {wanted.container_key} export instead"
+        )
+    return dict(weights.tensors), held or wanted
+
+
+def drop_legacy_norm_keys(
+    tensors: Mapping[str, torch.Tensor], model: nn.Module
+) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Remove InstanceNorm running stats that the model does not track (pre-0.4 checkpoints).
+
+    Only keys naming an InstanceNorm layer of `model` without running stats are dropped, as the
+    official loader's `__patch_instance_norm_state_dict` does; anything else stays and is judged by
+    the strict load.
+    """
+    norms = {
+        name
+        for name, module in model.named_modules()
+        if isinstance(module, nn.InstanceNorm2d) and not module.track_running_stats
+    }
+    kept, dropped = {}, []
+    for key, value in tensors.items():
+        owner, _, leaf = key.rpartition(".")
+        if leaf in _LEGACY_NORM_SUFFIXES and owner in norms:
+            dropped.append(key)
+        else:
+            kept[key] = value
+    return kept, dropped
+
+
+def _fit_block_names(
+    tensors: dict[str, torch.Tensor], spec: GeneratorSpec
+) -> dict[str, torch.Tensor]:
+    """Rename residual blocks to the attribute the chosen variant uses (for variant= overrides)."""
+    want = _BLOCK_ATTR[spec.upsampling]
+    other = "block" if want == "conv_block" else "conv_block"
+    pattern = re.compile(rf"^(model\.\d+\.){other}\.")
+    return {pattern.sub(rf"\g<1>{want}.", k): v for k, v in tensors.items()}
+
+
+def build_generator(
+    weights: WeightsFile,
+    direction: str | Direction | None = None,
+    **overrides: Any,
+) -> LoadedGenerator:
+    """Our `Generator` holding the file's weights (strict load), in eval mode on the CPU.
+
+    `direction` picks G_AB or G_BA from a checkpoint; single-generator files hold one already.
+    `overrides` (ngf, n_residual_blocks, channels, out_channels, variant or upsampling) replace
+    what the file says or what the keys imply. Channel counts otherwise come from the weights'
+    first and last convolutions (e.g. an official model trained with `--input_nc 1`).
+    """
+    tensors, chosen = _select_direction(weights, direction)
+    tensors = strip_wrapper_prefixes(tensors)
+    if weights.spec is not None:
+        spec = weights.spec
+        # A config names one channel count for the model (or channels_A/B, which this generator
+        # uses in one direction or the other); the weights say exactly which, so they decide.
+        in_channels, out_channels = io_channels(tensors)
+        spec = replace(spec, channels=in_channels, out_channels=out_channels)
+    elif weights.format is Format.cut:
+        spec = GeneratorSpec(**cut_generator_spec(tensors, weights.path))
+    else:
+        spec = infer_spec(tensors)
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if "variant" in overrides:
+        overrides["upsampling"] = UPSAMPLING[str(overrides.pop("variant"))]
+    if overrides:
+        spec = replace(spec, **overrides)
+        tensors = _fit_block_names(tensors, spec)
+    generator = spec.build()
+    if spec.upsampling == "antialias":  # CUT's constant blur filters: checked, filled if absent
+        tensors = fit_filters(tensors, generator, weights.path)
+    tensors, dropped = drop_legacy_norm_keys(tensors, generator)
+    try:
+        generator.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[1:2] or [str(exc)]
+        raise CheckpointError(
+            f"weights in '{weights.path}' do not fit a {spec.variant} generator with "
+            f"{spec.details()}, {spec.channels} -> {spec.out_channels} channels: "
+            f"{first[0].strip()[:200]}; "
+            "check the file, or drop/adjust the format=/variant=/ngf=/n_residual_blocks= overrides"
+        ) from None
+    generator.eval()
+    return LoadedGenerator(
+        generator, spec, weights.format, chosen, weights.path, dropped, dict(weights.meta)
+    )
+
+
+def load_generator(
+    path: str | Path,
+    direction: str | Direction | None = None,
+    fmt: str | Format = "auto",
+    **overrides: Any,
+) -> LoadedGenerator:
+    """`read_weights` + `build_generator`: the one call translate and evaluate make."""
+    return build_generator(read_weights(path, fmt), direction, **overrides)

@@ -1,0 +1,68 @@
+"""How a training job ends when it fails: one line and an exit status a scheduler can act on.
+
+2: the user's input (config, data, files, disk): fix it and rerun. 1: a non-finite loss (the last
+checkpoint is intact). 3: pre-empted by a signal after saving a checkpoint: rerun with resume=auto
+(e.g. after a SLURM requeue). In a multirun the error itself is raised instead, so the launcher
+marks that job failed and still runs the others.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+from cyclegan.checkpoints.file import CheckpointError, CheckpointWriteError
+from cyclegan.data.folder import DatasetNotFoundError, UnreadableImageError
+from cyclegan.errors import ConfigError
+
+log = logging.getLogger("cyclegan.training.builder")
+
+EXIT_USER_ERROR = 2
+EXIT_NON_FINITE = 1
+EXIT_PREEMPTED = 3
+
+
+class OutputDirError(OSError):
+    """The run directory cannot be created or written."""
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (
+    ConfigError,
+    DatasetNotFoundError,
+    UnreadableImageError,
+    CheckpointError,
+    CheckpointWriteError,
+    OutputDirError,
+    FileExistsError,
+)
+
+
+@contextlib.contextmanager
+def exit_on_failure() -> Iterator[None]:
+    """Turn the failures a user can act on into one logged line and an exit status."""
+    from cyclegan.training.loop import NonFiniteLossError
+    from cyclegan.training.signals import Preempted
+
+    try:
+        yield
+    except USER_ERRORS as exc:
+        log.error("%s", exc)
+        raise _stop(exc, EXIT_USER_ERROR) from None
+    except NonFiniteLossError as exc:
+        log.error("%s", exc)
+        raise _stop(exc, EXIT_NON_FINITE) from None
+    except Preempted as exc:
+        log.warning("%s", exc)
+        exc.hand_over()  # e.g. submitit's requeue on SIGUSR2, now that the checkpoint is saved
+        raise SystemExit(EXIT_PREEMPTED) from None
+
+
+def _stop(exc: Exception, code: int) -> BaseException:
+    """SystemExit(code) for a single run; in a multirun the error itself (an exit would end the
+    whole sweep)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    in_multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+    return exc if in_multirun else SystemExit(code)
