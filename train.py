@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 from cyclegan.config.plugins import require_plugins
 from cyclegan.config.schema import register_configs
 from cyclegan.training.builder import main as run
+from cyclegan.training.command_line import exit_if_invalid
 
 register_configs()
 
@@ -21,4 +22,6 @@ def main(cfg: DictConfig) -> float | None:
 if __name__ == "__main__":
     # A launcher or sweeper plugin that is not installed: name the pip extra, before Hydra starts.
     require_plugins(sys.argv[1:], Path(__file__).parent / "experiments")
+    # Every job of this command line composes and validates, or one line and exit status 2.
+    exit_if_invalid(sys.argv[1:])
     main()

@@ -8,7 +8,7 @@ The loader is `cyclegan.data.builders.build_train_loader` on the built-in synthe
 `dataset.cache` off (decode PNG + bicubic resize + PIL crop/flip per image) and on (crop/flip of
 a cached uint8 tensor). Rates count A and B images (two per sample), after --warmup samples, over
 --samples samples; the cache fill at start-up is reported separately. The step's consumption is
-the CycleGAN method's `training_step` of the default recipe (`CycleGAN("resnet", 6, 32, 64)`, 64 px, batch 1,
+the CycleGAN method's `training_step` of the default recipe (6 blocks, ngf 32, ndf 64, 64 px, batch 1,
 2 images per step), median of a few steps after warm-up. "ratio" is loader img/s over step img/s:
 the loader is never the bottleneck while it stays well above 1 (the target is >= 10).
 """
@@ -18,30 +18,22 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from functools import partial
 from pathlib import Path
 
 import torch
 
+from cyclegan.config.compose import compose_config
 from cyclegan.data.builders import build_train_loader
 from cyclegan.data.spec import DatasetSpec
 from cyclegan.data.synthetic import SyntheticLandscapes
-from cyclegan.methods.cyclegan import CycleGAN as Trainer
-from cyclegan.parts.losses.cyclegan import CycleGANLoss
-from cyclegan.parts.networks.resnet import CycleGAN
-from cyclegan.parts.schedule import LRMultiplier
+from cyclegan.runtime.strategy import SingleProcess
+from cyclegan.training.builder import build_method
 
 
 def step_images_per_second(size: int, steps: int, warmup: int) -> float:
     """A and B images per second consumed by the default recipe's training step."""
     torch.manual_seed(0)
-    trainer = Trainer(
-        CycleGAN("resnet", 6, 32, 64),
-        CycleGANLoss(),
-        partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)),
-        LRMultiplier("linear", 200, 100),
-        torch.device("cpu"),
-    )
+    trainer = build_method(compose_config(), torch.device("cpu"), SingleProcess())  # default recipe
     a, b = torch.rand(1, 3, size, size) * 2 - 1, torch.rand(1, 3, size, size) * 2 - 1
     times = []
     for i in range(warmup + steps):

@@ -24,32 +24,31 @@ import socket
 import statistics
 import tempfile
 import time
-from functools import partial
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from cyclegan.config.compose import compose_config
+from cyclegan.config.schema import group_defaults
 from cyclegan.methods.cyclegan import CycleGAN as Trainer
-from cyclegan.parts.losses.cyclegan import CycleGANLoss
-from cyclegan.parts.networks.resnet import CycleGAN, count_parameters
-from cyclegan.parts.schedule import LRMultiplier
+from cyclegan.methods.cyclegan_networks import CycleGANNetworks
+from cyclegan.parts.networks.factory import count_parameters
 from cyclegan.runtime.distributed import Place
 from cyclegan.runtime.strategy import strategy_for
+from cyclegan.training.builder import build_method
 
 
 def build(args: argparse.Namespace, place: Place, run_dir: str) -> Trainer:
     torch.manual_seed(0)
-    model = CycleGAN("resnet", n_residual_blocks=args.blocks, ngf=args.width, ndf=args.width)
-    return Trainer(
-        model,
-        CycleGANLoss(),
-        partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999), fused=True),
-        LRMultiplier("linear", 200, 100),
-        torch.device("cpu"),
-        strategy=strategy_for(place),
-    )
+    cfg = compose_config(
+        [
+            f"model.n_residual_blocks={args.blocks}", f"model.ngf={args.width}",
+            f"model.ndf={args.width}", "schedule.n_epochs=200", "schedule.decay_epoch=100",
+        ]
+    )  # fmt: skip
+    return build_method(cfg, torch.device("cpu"), strategy_for(place))
 
 
 def worker(rank: int, world: int, threads: int, port: int, args: argparse.Namespace, out: str):
@@ -90,7 +89,8 @@ def measure(world: int, threads: int, args: argparse.Namespace) -> float:
 
 
 def gradient_bytes(blocks: int, width: int) -> int:
-    model = CycleGAN("resnet", n_residual_blocks=blocks, ngf=width, ndf=width)
+    spec = group_defaults("model", "resnet", n_residual_blocks=blocks, ngf=width, ndf=width)
+    model = CycleGANNetworks(spec, 3, 3)
     return 4 * sum(count_parameters(net) for net in (model.G_AB, model.G_BA, model.D_A, model.D_B))
 
 

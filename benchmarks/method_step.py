@@ -19,40 +19,30 @@ import statistics
 import subprocess
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import torch
-from omegaconf import OmegaConf
 
+from cyclegan.config.compose import compose_config
 from cyclegan.methods.base import TrainingMethod
-from cyclegan.methods.cut import CUT
-from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
-from cyclegan.parts.losses.cyclegan import CycleGANLoss
-from cyclegan.parts.networks.resnet import CycleGAN
+from cyclegan.runtime.strategy import SingleProcess
+from cyclegan.training.builder import build_method
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 METHODS = ("cyclegan", "cut", "fastcut")
 
 
-def method_knobs(name: str) -> dict:
-    """The method's keys from conf/method/NAME.yaml (FastCUT's on top of CUT's), no interpolations."""
-    node = OmegaConf.load(CONF / "method" / f"{name}.yaml")
-    node = node.get("method", node)
-    knobs = {k: v for k, v in OmegaConf.to_container(node).items() if not str(v).startswith("${")}
-    knobs.pop("_target_", None)
-    return {**(method_knobs("cut") if name == "fastcut" else {}), **knobs}
-
-
 def make_method(name: str, blocks: int, ngf: int, device: torch.device) -> TrainingMethod:
+    """A method at its default settings (method=NAME picks its networks and loss), at this size,
+    with a constant learning rate (the schedule does not matter here) and fused Adam."""
     torch.manual_seed(0)
-    adam = partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999), fused=True)
-    rule = lambda step: 1.0  # noqa: E731 (constant rate: the schedule does not matter here)
-    if name == "cyclegan":
-        nets = CycleGAN("resnet", n_residual_blocks=blocks, ngf=ngf, ndf=ngf)
-        return CycleGANMethod(nets, CycleGANLoss(), adam, rule, device)
-    nets = CycleGAN("cut", n_residual_blocks=blocks, ngf=ngf, ndf=ngf)
-    return CUT(nets, CycleGANLoss(), adam, rule, device, **method_knobs(name))
+    cfg = compose_config(
+        [
+            f"method={name}", f"model.n_residual_blocks={blocks}", f"model.ngf={ngf}",
+            f"model.ndf={ngf}", "schedule=constant", "optim.fused=true",
+        ]
+    )  # fmt: skip
+    return build_method(cfg, device, SingleProcess())
 
 
 def sync(device: torch.device) -> None:

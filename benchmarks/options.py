@@ -4,7 +4,7 @@
     python benchmarks/options.py --size 128 --only default,unet_128 --reps 3
     python benchmarks/options.py --device cuda --width 64 --reps 10
 
-Each row changes one thing from the default recipe's networks (model=resnet, loss=default) and
+Each row changes one thing from the default recipe's networks (model=resnet, loss=cyclegan) and
 times `cyclegan.methods.cyclegan.CycleGAN.training_step` (the `optimized` mode of
 benchmarks/train_step.py, fp32) on the same batch, with ngf = ndf = `--width` (16 by default, so
 a CPU measures the table in minutes); the parameter columns are at the full width, 64. The rows run interleaved (A B C A B C ...) so a
@@ -26,7 +26,9 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: train_step beside it
 import train_step
 
-from cyclegan.parts.networks.resnet import CycleGAN, count_parameters
+from cyclegan.config.schema import group_defaults
+from cyclegan.methods.cyclegan_networks import CycleGANNetworks
+from cyclegan.parts.networks.factory import count_parameters
 
 # name -> (the keys users type, the options for train_step.make_trainer)
 OPTIONS: dict[str, tuple[str, dict[str, dict]]] = {
@@ -88,7 +90,10 @@ def measure(
     b = (torch.rand(batch, 3, size, size, generator=g) * 2 - 1).to(device)
     full = {}  # parameter counts at the full width 64 (built, never stepped)
     for n in names:
-        model = CycleGAN(**{"n_residual_blocks": blocks, **_options(n, 64)["model"]})
+        spec = group_defaults(
+            "model", "resnet", n_residual_blocks=blocks, **_options(n, 64)["model"]
+        )
+        model = CycleGANNetworks(spec, 3, 3)
         full[n] = (count_parameters(model.G_AB), count_parameters(model.D_A))
         del model
     trainers = {

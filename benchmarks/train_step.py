@@ -40,17 +40,15 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from cyclegan.config.compose import compose_config
 from cyclegan.methods.cyclegan import CycleGAN as Trainer
-from cyclegan.parts.losses.cyclegan import CycleGANLoss
-from cyclegan.parts.networks.resnet import CycleGAN
-from cyclegan.parts.schedule import LRMultiplier
-from cyclegan.runtime.activation_checkpointing import enable_activation_checkpointing
+from cyclegan.runtime.strategy import SingleProcess
+from cyclegan.training.builder import build_method
 
 Step = Callable[[Trainer, torch.Tensor, torch.Tensor], dict[str, torch.Tensor]]
 PRECISIONS = {"bf16": "bf16-mixed", "fp16": "16-mixed"}
@@ -122,31 +120,26 @@ def make_trainer(
     options = options or {}
     knobs = parse_mode(mode)
     baseline = mode == "baseline"
-    torch.manual_seed(0)
-    widths = {"n_residual_blocks": blocks, "ngf": 64, "ndf": 64}
-    model = CycleGAN(**{**widths, **options.get("model", {})})  # --set model.ngf=... wins
-    if "ckpt" in knobs:  # trainer.activation_checkpointing=true
-        enable_activation_checkpointing(model)
-    optimizer = partial(
-        torch.optim.Adam,
-        lr=2e-4,
-        betas=(0.5, 0.999),
-        fused=None if baseline else True,
-        foreach=False if baseline else None,
-    )
     precision = next((PRECISIONS[k] for k in knobs if k in PRECISIONS), "32")
     compile_mode = next((COMPILE_MODES[k] for k in knobs if k in COMPILE_MODES), None)
-    method = Trainer(
-        model,
-        CycleGANLoss(**options.get("loss", {})),
-        optimizer,
-        LRMultiplier("linear", 200, 100),
+    overrides = [
+        f"model.n_residual_blocks={blocks}", "model.ngf=64", "model.ndf=64",
+        *(f"{group}.{k}={v}" for group, keys in options.items() for k, v in keys.items()),
+        "schedule.n_epochs=200", "schedule.decay_epoch=100",
+        f"optim.fused={'null' if baseline else 'true'}",
+        f"optim.foreach={'false' if baseline else 'null'}",
+        f"trainer.precision={precision}",
+        f"trainer.compile={compile_mode is not None}",
+        f"trainer.compile_mode={compile_mode or 'default'}",
+        f"trainer.channels_last={'cl' in knobs}",
+        f"trainer.cuda_graphs={'graphs' in knobs}",
+        f"trainer.activation_checkpointing={'ckpt' in knobs}",
+    ]  # fmt: skip
+    torch.manual_seed(0)
+    method = build_method(
+        compose_config(overrides),
         device,
-        precision=precision,
-        compile=compile_mode is not None,
-        compile_mode=compile_mode or "default",
-        channels_last="cl" in knobs,
-        cuda_graphs="graphs" in knobs,
+        SingleProcess(),
         # The seed's buffer decides in Python on the host, like ReplayBuffer; the method's own
         # default is device buffers on a GPU, and +devbuf asks for them on a CPU too.
         device_buffers=False if baseline else (True if knobs & {"devbuf", "graphs"} else None),

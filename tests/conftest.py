@@ -14,9 +14,10 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig
 
 from cyclegan.config.schema import group_defaults, register_configs
-from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
-from cyclegan.parts.losses.cyclegan import CycleGANLoss
-from cyclegan.parts.networks.resnet import CycleGAN
+from cyclegan.methods.base import Execution
+from cyclegan.methods.cyclegan import CycleGAN
+from cyclegan.methods.cyclegan_networks import CycleGANNetworks
+from cyclegan.parts.networks.spec import NetworkSpec
 from cyclegan.parts.schedule import LRMultiplier
 from cyclegan.runtime.strategy import SingleProcess
 
@@ -86,27 +87,89 @@ def compose_cfg(tmp_path: Path) -> Iterator[Callable[..., DictConfig]]:
     GlobalHydra.instance().clear()
 
 
+def network_spec(option: str = "resnet", **changes: Any) -> NetworkSpec:
+    """A model option's `NetworkSpec` (conf/model/<option>.yaml) with `changes`."""
+    return group_defaults("model", option, **changes)
+
+
+def build_networks(
+    option: str = "resnet", channels: tuple[int, int] = (3, 3), **changes: Any
+) -> CycleGANNetworks:
+    """CycleGAN's four networks for a model option with `changes` (e.g. ngf=8)."""
+    return CycleGANNetworks(network_spec(option, **changes), *channels)
+
+
+def build_loss(option: str = "cyclegan", **changes: Any) -> Any:
+    """The loss group's module for `option` (conf/loss/<option>.yaml) with `changes`."""
+    from hydra.utils import get_class
+
+    values = group_defaults("loss", option, **changes)
+    return get_class(values.pop("_target_"))(**values)
+
+
+def cyclegan_method(
+    networks: NetworkSpec,
+    loss: Any,
+    optimizer: Any,
+    lr_rule: LRMultiplier,
+    device: torch.device | str = "cpu",
+    buffer_size: int = 50,
+    device_buffers: bool | None = None,
+    **execution: Any,
+) -> CycleGAN:
+    """The CycleGAN method built directly (RGB domains, seed 0), with `Execution.plain` plus
+    `execution` changes (precision, cuda_graphs, strategy, ...)."""
+    return CycleGAN(
+        networks=networks,
+        loss=loss,
+        optimizer=optimizer,
+        lr_rule=lr_rule,
+        channels=(3, 3),
+        execution=Execution.plain(device, **execution),
+        seed=0,
+        buffer_size=buffer_size,
+        device_buffers=device_buffers,
+    )
+
+
 def make_method(
     lambda_id: float = 5.0,
     dtype: torch.dtype = torch.float32,
     strategy: SingleProcess | None = None,
+    buffer_size: int | None = None,
     **trainer_options: Any,
-) -> CycleGANMethod:
+) -> CycleGAN:
     """A tiny CycleGAN method (1 block, width 8) with the trainer group's defaults plus options."""
     torch.manual_seed(0)
     options = group_defaults("trainer", progress=False, device="cpu", **trainer_options)
-    return CycleGANMethod(
-        CycleGAN("resnet", n_residual_blocks=1, ngf=8, ndf=8).to(dtype),
-        CycleGANLoss(lambda_id=lambda_id),
-        partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)),
-        LRMultiplier("linear", 4, 2),
-        torch.device("cpu"),
-        buffer_size=options.buffer_size,
+    if buffer_size is None:
+        buffer_size = group_defaults("method", "cyclegan")["buffer_size"]
+    execution = Execution(
+        device=torch.device("cpu"),
         precision=options.precision,
-        compile=options.compile,
         channels_last=options.channels_last,
-        strategy=strategy,
+        compile=options.compile,
+        compile_mode=options.compile_mode,
+        cuda_graphs=options.cuda_graphs,
+        activation_checkpointing=options.activation_checkpointing,
+        strategy=strategy or SingleProcess(),
     )
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # built in `dtype`: DDP wraps (and broadcasts) what it sees
+    try:
+        method = CycleGAN(
+            networks=network_spec(n_residual_blocks=1, ngf=8, ndf=8),
+            loss=build_loss(lambda_id=lambda_id),
+            optimizer=partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)),
+            lr_rule=LRMultiplier("linear", 4, 2),
+            channels=(3, 3),
+            execution=execution,
+            seed=0,
+            buffer_size=buffer_size,
+        )
+    finally:
+        torch.set_default_dtype(default)
+    return method
 
 
 def as_batch(real_A: torch.Tensor, real_B: torch.Tensor) -> dict[str, torch.Tensor]:

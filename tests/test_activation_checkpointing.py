@@ -9,12 +9,15 @@ import pytest
 import torch
 from torch import nn
 
-from cyclegan.parts.networks.resnet import CycleGAN, Discriminator, Generator
+from cyclegan.parts.networks.patchgan import PyTorchGANDiscriminator
+from cyclegan.parts.networks.resnet import Generator
 from cyclegan.runtime.activation_checkpointing import (
     disable_activation_checkpointing,
     enable_activation_checkpointing,
     is_checkpointed,
 )
+
+from .conftest import build_networks
 
 
 def grads_and_saved_bytes(generator: nn.Module, x: torch.Tensor) -> tuple[list, torch.Tensor, int]:
@@ -52,7 +55,7 @@ def test_gradients_equal_those_without_and_less_is_kept(upsampling: str) -> None
 
 
 def test_state_dict_keys_and_values_are_untouched_and_switch_is_reversible() -> None:
-    model = CycleGAN(ngf=8, ndf=8, n_residual_blocks=2)
+    model = build_networks("resnet", ngf=8, ndf=8, n_residual_blocks=2)
     keys = list(model.state_dict())
     assert enable_activation_checkpointing(model) == 4  # two blocks in each generator
     assert enable_activation_checkpointing(model) == 4  # idempotent
@@ -78,4 +81,4 @@ def test_no_grad_calls_skip_the_checkpoint_and_match() -> None:
 
 def test_a_model_without_blocks_is_refused() -> None:
     with pytest.raises(ValueError, match=r"trainer\.activation_checkpointing=false"):
-        enable_activation_checkpointing(Discriminator(ndf=8))
+        enable_activation_checkpointing(PyTorchGANDiscriminator(3, 8, "instance"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,10 +14,10 @@ import torch
 from hydra.errors import ConfigCompositionException
 from PIL import Image
 
-from cyclegan.checkpoints import file as checkpoint_module
-from cyclegan.checkpoints.file import CheckpointError, CheckpointWriteError, load_checkpoint
+from cyclegan.checkpoints.file import CheckpointError, load_checkpoint
 from cyclegan.config.schema import ConfigError
 from cyclegan.data.folder import DatasetNotFoundError
+from cyclegan.files import DiskFullError
 from cyclegan.training.builder import train
 from cyclegan.training.exit_policy import OutputDirError
 
@@ -132,17 +133,18 @@ def test_full_disk_keeps_the_previous_checkpoint(compose_cfg, tmp_path: Path, mo
     train(compose_cfg(*TINY, "trainer.sample_every=0"))
     last = tmp_path / "run" / "checkpoints" / "last.pt"
     before = last.read_bytes()
-    real_save = torch.save
+    real_fsync = os.fsync
 
-    def disk_full(obj, f, *args, **kwargs):
-        real_save(obj, f, *args, **kwargs)  # bytes reach the temporary file, then the disk fills up
+    def disk_full(fd: int) -> None:  # the bytes reach the temporary file, then the disk fills up
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(checkpoint_module.torch, "save", disk_full)
-    with pytest.raises(CheckpointWriteError) as err:
+    monkeypatch.setattr(os, "fsync", disk_full)
+    with pytest.raises(DiskFullError) as err:
         train(compose_cfg(*TINY, "trainer.sample_every=0", "schedule.n_epochs=3", "resume=auto"))
     message = one_line(err.value)
-    assert "No space left on device" in message and "previous checkpoint is intact" in message
+    assert message.startswith("not enough disk space to write '") and "MB are free" in message
+    assert message.endswith("the previous file is intact) and continue with resume=auto")
+    monkeypatch.setattr(os, "fsync", real_fsync)
     monkeypatch.undo()
     assert last.read_bytes() == before
     assert load_checkpoint(last)["step"] == 6

@@ -13,8 +13,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import options as option_table
 import train_step
 
+from cyclegan.parts.networks.factory import count_parameters
 from cyclegan.parts.networks.patchgan import PixelDiscriminator
-from cyclegan.parts.networks.resnet import Generator, count_parameters
+from cyclegan.parts.networks.resnet import Generator
 
 
 def test_set_parses_typed_values_and_refuses_other_groups() -> None:

@@ -14,7 +14,9 @@ from cyclegan.checkpoints.file import save_checkpoint
 from cyclegan.inference.export import export
 from cyclegan.inference.importers import Direction, Format, GeneratorSpec, load_generator
 from cyclegan.inference.translate import to_tensor, translate
-from cyclegan.parts.networks.resnet import CycleGAN, Generator
+from cyclegan.parts.networks.resnet import Generator
+
+from .conftest import build_networks
 
 
 def _nontrivial(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -43,16 +45,16 @@ def test_generator_in_and_out_channels_keep_the_state_dict_keys(
 
 
 def test_container_builds_each_direction_and_discriminator_per_domain() -> None:
-    model = CycleGAN(ngf=8, ndf=8, n_residual_blocks=1, channels_A=1, channels_B=3)
+    model = build_networks("resnet", channels=(1, 3), ngf=8, ndf=8, n_residual_blocks=1)
     a, b = torch.randn(2, 1, 32, 32), torch.randn(2, 3, 32, 32)
     assert model.G_AB(a).shape == b.shape and model.G_BA(b).shape == a.shape
     assert model.G_BA(model.G_AB(a)).shape == a.shape  # the cycle closes
     assert model.D_A(a).shape == model.D_B(b).shape == (2, 1, 2, 2)
     with pytest.raises(RuntimeError):
         model.D_A(b)  # D_A reads domain A's single channel
-    assert CycleGAN(ngf=8, ndf=8, n_residual_blocks=1).channels_A == 3  # default unchanged
-    with pytest.raises(ValueError, match="channels_B"):
-        CycleGAN(channels_B=0)
+    assert build_networks("resnet", ngf=8, ndf=8, n_residual_blocks=1).G_AB.in_channels == 3
+    with pytest.raises(ValueError, match="channels must be an integer >= 1"):
+        build_networks("resnet", channels=(3, 0))
 
 
 def test_official_grayscale_generator_is_detected_from_its_weights(tmp_path: Path) -> None:
@@ -69,7 +71,7 @@ def test_official_grayscale_generator_is_detected_from_its_weights(tmp_path: Pat
 
 
 def test_checkpoint_directions_take_their_channels_from_the_weights(tmp_path: Path) -> None:
-    model = _nontrivial(CycleGAN("paper", 1, 8, 8, channels_A=1, channels_B=3))
+    model = _nontrivial(build_networks("paper", channels=(1, 3), n_residual_blocks=1, ngf=8, ndf=8))
     config = {"model": {"variant": "paper", "ngf": 8, "n_residual_blocks": 1, "channels": 3}}
     path = save_checkpoint(tmp_path / "last.pt", {"model": model.state_dict(), "config": config})
     ab, ba = load_generator(path, Direction.AtoB), load_generator(path, Direction.BtoA)

@@ -1,5 +1,12 @@
-"""Checkpoints written before the method/loop split still resume exactly and still load in the
-inference tools (tests/data/v1/README.md says how the files were made)."""
+"""Checkpoints of format 1 still resume and still load in the inference tools: files written before
+the method/loop split (tests/data/v1) and files written by main just before methods owned their
+settings and checkpoints recorded what trained them (tests/data/v1-methods, CycleGAN and CUT).
+The READMEs there say how each file was made.
+
+The files were written on one CPU. Another CPU may sum a convolution in another order, so the
+weights after resuming are compared to the stored ones with a tolerance; bit-exactness is checked
+where both sides are computed in this test (a second resume from this run's own checkpoint).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +19,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cyclegan.checkpoints.file import load_checkpoint
+from cyclegan.checkpoints.file import CheckpointError, load_checkpoint
 from cyclegan.inference.evaluate import evaluate
 from cyclegan.inference.export import export
 from cyclegan.inference.importers import Format, load_generator
@@ -36,19 +43,69 @@ def one_thread() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def test_a_version_1_checkpoint_resumes_bit_exactly(
+def assert_close_weights(actual: dict, expected: dict) -> None:
+    """Equal up to float rounding of another CPU (bit for bit on the machine that wrote them)."""
+    assert actual.keys() == expected.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(actual[key], value, atol=1e-6, rtol=1e-4, msg=key)
+
+
+def resume_twice(compose_cfg, tmp_path: Path, overrides: list[str], ckpt: Path, last_step: int):
+    """Resume `ckpt` to the end, then resume this run's own checkpoint one step before the end:
+    the two must end bit for bit alike (both computed here). Returns the first run's last.pt."""
+    first = tmp_path / "run"
+    train(compose_cfg(*overrides, f"resume={ckpt}", "trainer.checkpoint_unit=step",
+                      "trainer.keep_last=20", f"paths.output_dir={first}"))  # fmt: skip
+    own = first / "checkpoints" / f"step_{last_step - 1:07d}.pt"
+    second = tmp_path / "again"
+    train(compose_cfg(*overrides, f"resume={own}", f"paths.output_dir={second}"))
+    a = load_checkpoint(first / "checkpoints" / "last.pt")
+    b = load_checkpoint(second / "checkpoints" / "last.pt")
+    assert a["step"] == b["step"] == last_step
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    return a
+
+
+def test_a_version_1_checkpoint_resumes_exactly(
     compose_cfg, tmp_path: Path, one_thread: None
 ) -> None:
     state = load_checkpoint(V1 / "step_0000006.pt")
     assert state["format_version"] == 1 and state["step"] == 6 and "method" not in state["config"]
-    run = tmp_path / "run"
-    train(compose_cfg(*V1_RUN, f"resume={V1 / 'step_0000006.pt'}"))
-    last = load_checkpoint(run / "checkpoints" / "last.pt")
-    assert last["step"] == 12
-    expected = torch.load(V1 / "final_model.pt", weights_only=True)
-    assert last["model"].keys() == expected.keys()
-    for key, value in expected.items():
-        assert torch.equal(last["model"][key], value), key
+    last = resume_twice(compose_cfg, tmp_path, V1_RUN, V1 / "step_0000006.pt", 12)
+    assert last["method"]["name"] == "cyclegan"  # the record written from here on
+    assert_close_weights(last["model"], torch.load(V1 / "final_model.pt", weights_only=True))
+
+
+V1_METHODS = ROOT / "tests" / "data" / "v1-methods"
+METHOD_RUN = [*TINY, "trainer.sample_every=0", "logger=file"]
+# The CUT file's own settings (num_patches 64 fit 32 px maps then; a small F keeps it small).
+METHOD_OVERRIDES = {
+    "cyclegan": [],
+    "cut": ["method=cut", "method.num_patches=64", "method.netF_nc=16"],
+}
+
+
+@pytest.mark.parametrize("method", sorted(METHOD_OVERRIDES))
+def test_checkpoints_of_the_previous_layout_resume_and_translate(
+    compose_cfg, tmp_path: Path, one_thread: None, method: str
+) -> None:
+    ckpt = V1_METHODS / f"{method}_step_0000003.pt"
+    state = load_checkpoint(ckpt)
+    assert state["format_version"] == 1 and "method" not in state  # no record: read the config
+    overrides = [*METHOD_RUN, *METHOD_OVERRIDES[method]]
+    last = resume_twice(compose_cfg, tmp_path, overrides, ckpt, 6)
+    assert last["method"]["name"] == method and last["format_version"] == 2
+    expected = torch.load(V1_METHODS / f"{method}_final_model.pt", weights_only=True)
+    assert_close_weights(last["model"], expected)
+
+    loaded = load_generator(ckpt, "AtoB")
+    prefix = "G_AB." if method == "cyclegan" else "G."
+    for key, value in loaded.generator.state_dict().items():
+        assert torch.equal(value, state["model"][prefix + key]), key
+    if method == "cut":
+        with pytest.raises(CheckpointError, match="one-sided CUT model"):
+            load_generator(ckpt, "BtoA")
 
 
 def test_a_version_1_checkpoint_loads_in_translate_export_and_evaluate(

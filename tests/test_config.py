@@ -10,12 +10,14 @@ from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from cyclegan.config.schema import ConfigError, validate
+from cyclegan.config.schema import ConfigError
 from cyclegan.data.synthetic import SyntheticLandscapes
+from cyclegan.methods.cyclegan_networks import CycleGANNetworks
+from cyclegan.parts.losses.cut import CUTLoss
 from cyclegan.parts.losses.cyclegan import CycleGANLoss
-from cyclegan.parts.networks.resnet import CycleGAN
 from cyclegan.parts.schedule import LRMultiplier
 from cyclegan.runtime.strategy import SingleProcess
+from cyclegan.training.validation import network_spec, validate
 
 from .conftest import CONF
 
@@ -44,6 +46,8 @@ def test_every_option_composes_and_instantiates(
     group: str, option: str, compose_cfg, tmp_path: Path
 ) -> None:
     extra = [f"dataset.root={tmp_path / 'mine'}"] if option == "folder" else []
+    if group == "loss":  # each loss option is a method's (`loss: ${method}`)
+        extra.append(f"method={option}")
     cfg = compose_cfg(f"{group}={option}", *extra)
     validate(cfg)
     if group == "method":
@@ -53,17 +57,17 @@ def test_every_option_composes_and_instantiates(
         method = build_method(cfg, torch.device("cpu"), SingleProcess())
         assert isinstance(method, TrainingMethod) and method.translators()
     elif group == "model":
-        model = instantiate(cfg.model)
-        assert isinstance(model, CycleGAN)
+        model = CycleGANNetworks(network_spec(cfg), 3, 3)
         nets = (model.G_AB.upsampling, type(model.D_A).__name__)
         expected = {
-            "resnet": ("nearest", "Discriminator"),
+            "resnet": ("nearest", "PyTorchGANDiscriminator"),
             "paper": ("transposed", "NLayerDiscriminator"),
             "cut": ("antialias", "CUTNLayerDiscriminator"),
         }
         assert nets == expected[option]
     elif group == "loss":
-        assert isinstance(instantiate(cfg.loss), CycleGANLoss)
+        expected_loss = CycleGANLoss if option == "cyclegan" else CUTLoss
+        assert isinstance(instantiate(cfg.loss), expected_loss)
     elif group == "optim":
         opt = instantiate(cfg.optim, _convert_="all")([torch.nn.Parameter(torch.zeros(1))])
         assert isinstance(opt, torch.optim.Optimizer)
@@ -144,8 +148,9 @@ def test_wrong_type_fails_naming_the_key(compose_cfg) -> None:
 def test_unknown_option_fails(compose_cfg) -> None:
     with pytest.raises(ConfigCompositionException, match="model"):
         compose_cfg("model=unet")
-    with pytest.raises(ConfigCompositionException, match="gan_mode"):
-        compose_cfg("loss.gan_mode=wgan")
+    # The loss group's keys are its class's arguments: its values are checked before any work.
+    with pytest.raises(ConfigError, match=r"^unknown loss.gan_mode 'wgan'; choose one of lsgan"):
+        validate(compose_cfg("loss.gan_mode=wgan"))
 
 
 @pytest.mark.parametrize(
@@ -223,14 +228,37 @@ def test_network_option_typos_fail_at_composition(compose_cfg) -> None:
             compose_cfg(override)
 
 
-def test_saved_configs_with_the_old_model_keys_compare_in_todays_keys() -> None:
-    from cyclegan.config.schema import upgrade_saved_config
+def test_saved_configs_with_the_old_keys_compare_in_todays_keys() -> None:
+    from cyclegan.checkpoints.record import CYCLEGAN_TARGET, upgrade_saved_config
 
-    old = {"model": {"variant": "paper", "init_std": 0.02, "ngf": 8}, "seed": 0}
+    old = {"model": {"variant": "paper", "init_std": 0.02, "ngf": 8, "channels": 3}, "seed": 0}
+    old["trainer"] = {"buffer_size": 50, "batch_size": 1}
     assert upgrade_saved_config(old) == {
         "model": {"generator": "paper", "discriminator": "basic", "init_gain": 0.02, "ngf": 8},
         "seed": 0,
+        "trainer": {"batch_size": 1},
+        "method": {"_target_": CYCLEGAN_TARGET, "buffer_size": 50},  # the only method then
     }
     assert old["model"]["variant"] == "paper"  # the caller's dict is left alone
-    new = {"model": {"generator": "unet_128", "discriminator": "basic", "init_gain": 0.1}}
+    new = upgrade_saved_config(old)
     assert upgrade_saved_config(new) == new and upgrade_saved_config(None) == {}
+
+
+def test_saved_cut_configs_move_the_loss_weights_to_the_loss_group() -> None:
+    from cyclegan.checkpoints.record import upgrade_saved_config
+
+    old = {
+        "model": {"_target_": "cyclegan.models.CycleGAN", "generator": "cut", "channels_A": 3},
+        "method": {"_target_": "cyclegan.methods.cut.CUT", "lambda_NCE": 10.0, "nce_idt": False,
+                   "lambda_GAN": 1.0, "precision": "32", "init_gain": None, "num_patches": 256},
+        "loss": {"_target_": "cyclegan.losses.CycleGANLoss", "gan_mode": "lsgan",
+                 "lambda_cyc": 10.0, "lambda_id": 5.0, "lambda_gp": 10.0},
+        "trainer": {"buffer_size": 50},
+    }  # fmt: skip
+    upgraded = upgrade_saved_config(old)
+    assert upgraded["method"] == {"_target_": "cyclegan.methods.cut.CUT", "num_patches": 256}
+    assert upgraded["loss"] == {
+        "_target_": "cyclegan.parts.losses.cut.CUTLoss", "gan_mode": "lsgan", "lambda_gp": 10.0,
+        "lambda_GAN": 1.0, "lambda_NCE": 10.0, "nce_idt": False,
+    }  # fmt: skip
+    assert upgraded["model"] == {"generator": "cut"} and upgraded["trainer"] == {}

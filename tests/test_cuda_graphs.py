@@ -9,20 +9,20 @@ import torch
 
 from cyclegan.errors import ConfigError
 from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
-from cyclegan.parts.losses.cyclegan import CycleGANLoss
-from cyclegan.parts.networks.resnet import CycleGAN
 from cyclegan.parts.schedule import LRMultiplier
 from cyclegan.runtime.cuda_graphs import CapturedStep
 from cyclegan.runtime.strategy import SingleProcess
+
+from .conftest import build_loss, cyclegan_method, network_spec
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 
 def method(device: torch.device, cuda_graphs: bool, **options) -> CycleGANMethod:
     torch.manual_seed(0)
-    return CycleGANMethod(
-        CycleGAN("resnet", n_residual_blocks=1, ngf=8, ndf=8),
-        CycleGANLoss(),
+    return cyclegan_method(
+        network_spec("resnet", n_residual_blocks=1, ngf=8, ndf=8),
+        build_loss(),
         partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999), fused=True),
         LRMultiplier("linear", 4, 2),
         device,
@@ -101,7 +101,7 @@ def test_a_learning_rate_of_zero_set_in_place_freezes_the_replayed_step() -> Non
     "overrides", [["trainer.device=cpu"], ["trainer.precision=16-mixed", "trainer.device=cuda"]]
 )
 def test_config_refuses_cuda_graphs_where_they_cannot_run(compose_cfg, overrides) -> None:
-    from cyclegan.config.schema import validate
+    from cyclegan.training.validation import validate
     from tests.conftest import TINY
 
     with pytest.raises(ConfigError, match=r"set trainer\.cuda_graphs=false"):

@@ -15,20 +15,22 @@ import torch.multiprocessing as mp
 from omegaconf import OmegaConf
 
 from cyclegan.checkpoints.file import load_checkpoint
-from cyclegan.config.schema import validate
+from cyclegan.config.schema import group_defaults
 from cyclegan.errors import ConfigError
+from cyclegan.methods.base import Execution
 from cyclegan.methods.cut import CUT
-from cyclegan.parts.losses.cyclegan import CycleGANLoss
-from cyclegan.parts.nce.objective import adversarial_loss
-from cyclegan.parts.networks.resnet import CycleGAN
 from cyclegan.parts.schedule import LRMultiplier
 from cyclegan.runtime.distributed import Place
 from cyclegan.runtime.strategy import strategy_for
 from cyclegan.training.builder import train
+from cyclegan.training.validation import validate
 
-from .conftest import CONF, ROOT, TINY
+from .conftest import ROOT, TINY, build_loss, network_spec
 
 SIZE = 32  # layer 16 of CUT's generator is then 8x8 = 64 positions
+
+
+LOSS_KEYS = {"gan_mode", "lambda_gp", "lambda_GAN", "lambda_NCE", "nce_idt"}
 
 
 def make_method(
@@ -38,28 +40,31 @@ def make_method(
     seed: int = 0,
     variant: str = "cut",
 ) -> CUT:
-    """A tiny CUT (width 4, 5 blocks) with the method YAML's defaults plus `settings`."""
+    """A tiny CUT (width 4, 5 blocks) with CUT's method and loss YAML plus `settings` (keys of
+    either group)."""
     torch.manual_seed(0)
-    knobs = {**CUT_DEFAULTS, "num_patches": 16, "netF_nc": 16, **(settings or {})}
-    return CUT(
-        CycleGAN(variant, n_residual_blocks=5, ngf=4, ndf=4).to(dtype),
-        CycleGANLoss(),
-        partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)),
-        LRMultiplier("linear", 4, 2),
-        torch.device("cpu"),
-        **knobs,
-        strategy=strategy,
-        seed=seed,
-    )
+    settings = settings or {}
+    own = {**CUT_DEFAULTS, "num_patches": 16, "netF_nc": 16}
+    own.update({k: v for k, v in settings.items() if k not in LOSS_KEYS})
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)  # built in `dtype`: DDP wraps (and broadcasts) what it sees
+    try:
+        method = CUT(
+            networks=network_spec(variant, n_residual_blocks=5, ngf=4, ndf=4),
+            loss=build_loss("cut", **{k: v for k, v in settings.items() if k in LOSS_KEYS}),
+            optimizer=partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)),
+            lr_rule=LRMultiplier("linear", 4, 2),
+            channels=(3, 3),
+            execution=Execution.plain("cpu", **({"strategy": strategy} if strategy else {})),
+            seed=seed,
+            **own,
+        )
+    finally:
+        torch.set_default_dtype(default)
+    return method
 
 
-def _method_yaml(name: str) -> dict:
-    """The method's keys as conf/method/NAME.yaml sets them (trainer interpolations dropped)."""
-    node = OmegaConf.load(CONF / "method" / f"{name}.yaml")["method"]
-    return {k: v for k, v in OmegaConf.to_container(node).items() if not str(v).startswith("${")}
-
-
-CUT_DEFAULTS = {k: v for k, v in _method_yaml("cut").items() if k != "_target_"}
+CUT_DEFAULTS = {k: v for k, v in group_defaults("method", "cut").items() if k != "_target_"}
 FASTCUT = {"lambda_NCE": 10.0, "nce_idt": False, "flip_equivariance": True}
 
 
@@ -79,12 +84,13 @@ def test_step_updates_D_first_then_G_and_F_against_the_updated_D() -> None:
     with torch.no_grad():
         fake_B = before.G(torch.cat([b["A"], b["B"]]))[:2]  # the fake of this step (old G)
         # D's loss was computed with the old D ...
+        mse = torch.nn.functional.mse_loss  # LSGAN
         old = 0.5 * (
-            adversarial_loss(before.D(fake_B), False, "lsgan")
-            + adversarial_loss(before.D(b["B"]), True, "lsgan")
+            mse(before.D(fake_B), torch.zeros(2, 1, 2, 2))
+            + mse(before.D(b["B"]), torch.ones(2, 1, 2, 2))
         )
         # ... and G's adversarial term with the D updated in this step, as the reference does.
-        new_gan = adversarial_loss(method.model.D(fake_B), True, "lsgan")
+        new_gan = mse(method.model.D(fake_B), torch.ones(2, 1, 2, 2))
     torch.testing.assert_close(losses["loss_D"], old)
     torch.testing.assert_close(losses["loss_G_GAN"], new_gan)
     torch.testing.assert_close(
@@ -118,7 +124,7 @@ def test_fastcut_flips_about_half_the_steps_from_the_patch_generator(monkeypatch
         assert losses["loss_NCE_Y"] == 0
     assert 2 <= sum(seen) <= 8
     plain = make_method()
-    assert plain.criterion.flip_equivariance is False
+    assert plain.flip_equivariance is False
 
 
 def test_without_nce_there_is_no_sampler_and_no_optimizer_for_it() -> None:
@@ -271,12 +277,20 @@ def test_model_cut_trains_cyclegan_too(compose_cfg, tmp_path) -> None:
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        (["method.num_patches=100"], r"num_patches=100 exceeds the 8x8=64 positions .* layer 12"),
-        (["method.lambda_NCE=-1"], r"lambda_NCE must be >= 0, got -1"),
+        (["method.num_patches=0"], r"method.num_patches=0: use a positive integer"),
+        (["loss.lambda_NCE=-1"], r"loss.lambda_NCE=-1: loss weights must be >= 0"),
         (["method.nce_layers=[0,4,40]"], r"nce_layers \[40\] outside the generator"),
         (["model=resnet", "method.nce_layers=[0,4,8,12,16]", "method.num_patches=16"], None),
-        (["trainer.compile=true"], "trainer.compile=true is not supported with method=cut"),
-        (["model.generator=unet_128"], r"model.generator=unet_128 has none in one sequence"),
+        (["method.num_patches=100"], None),  # maps of 64 positions use all 64 (logged)
+        (["trainer.compile=true"], "trainer.compile=true is not supported by method=cut"),
+        (
+            ["trainer.cuda_graphs=true", "trainer.device=cuda"],
+            "trainer.cuda_graphs=true is not supported by method=cut",
+        ),
+        (
+            ["model.generator=unet_128", "dataset.img_size=128"],
+            r"model.generator=unet_128 has none in one sequence",
+        ),
     ],
 )
 def test_bad_cut_settings_fail_in_one_line_before_any_work(

@@ -14,30 +14,32 @@ import pytest
 import torch
 
 from cyclegan.checkpoints.file import CheckpointError
+from cyclegan.config.schema import ConfigError, group_defaults
 from cyclegan.inference.cut_weights import load_cut_generator
+from cyclegan.methods.cut import CUT
+from cyclegan.methods.cut_networks import CUTNetworks
 from cyclegan.parts.nce.feature_taps import (
     CUT_NCE_LAYERS,
+    DEFAULT_NCE_LAYERS,
     NCEConfigError,
-    check_num_patches,
     feature_channels,
+    layers_with_fewer_positions,
     tap_features,
 )
-from cyclegan.parts.nce.objective import (
+from cyclegan.parts.nce.generator_pass import (
     CUTGeneratorPass,
-    CUTLossSettings,
-    adversarial_loss,
-    discriminator_loss,
+    NCESettings,
     generate_fakes,
-    generator_total,
     layer_nce,
 )
 from cyclegan.parts.nce.patch_sampler import PatchSampler, draw_patch_ids
 from cyclegan.parts.nce.patchnce import patch_nce_loss
 from cyclegan.parts.networks.antialias import Downsample, Upsample
-from cyclegan.parts.networks.cut import DEFAULT_NCE_LAYERS, CUTNetworks
 from cyclegan.parts.networks.cut_discriminator import CUTNLayerDiscriminator
 from cyclegan.parts.networks.cut_resnet import CUTResnetGenerator
-from cyclegan.parts.networks.resnet import Generator, define_generator, make_discriminator
+from cyclegan.parts.networks.resnet import Generator
+
+from .conftest import build_loss, network_spec
 
 DATA = Path(__file__).parent / "data" / "cut"
 TOL = {"atol": 1e-5, "rtol": 1e-5}
@@ -65,6 +67,20 @@ def D() -> CUTNLayerDiscriminator:
     net = CUTNLayerDiscriminator(ndf=16, n_layers=3)
     net.load_state_dict(_sd("cut_D_basic_ndf16"), strict=True)
     return net
+
+
+def _nce(preset: str = "cut", **changes: object) -> NCESettings:
+    """The NCE settings of a preset: its method keys (conf/method) and loss keys (conf/loss)."""
+    method, loss = group_defaults("method", preset), group_defaults("loss", preset)
+    values = {
+        "nce_layers": tuple(CUT_NCE_LAYERS),
+        "num_patches": method["num_patches"],
+        "nce_T": method["nce_T"],
+        "all_negatives_from_minibatch": method["all_negatives_from_minibatch"],
+        "lambda_NCE": loss["lambda_NCE"],
+        "nce_idt": loss["nce_idt"],
+    }
+    return NCESettings(**{**values, **changes})  # type: ignore[arg-type]
 
 
 def _sampler(G: CUTResnetGenerator, zero_bias: bool = False) -> PatchSampler:
@@ -315,12 +331,10 @@ def test_patchnce_negatives_stay_within_each_image(io) -> None:
 )
 def test_cut_losses_end_to_end_from_stored_patch_ids(G, D, io, entry, zero_bias) -> None:
     ref = io[entry]
-    settings = CUTLossSettings(
-        lambda_GAN=float(ref["lambda_GAN"]),
-        lambda_NCE=float(ref["lambda_NCE"]),
-        num_patches=int(ref["num_patches"]),
-    )
-    assert settings == CUTLossSettings()  # the fixture ran the reference's CUT preset
+    settings = _nce(lambda_NCE=float(ref["lambda_NCE"]), num_patches=int(ref["num_patches"]))
+    loss = build_loss("cut", lambda_GAN=float(ref["lambda_GAN"]))
+    # the fixture ran the reference's CUT preset
+    assert settings == _nce() and loss.lambda_GAN == group_defaults("loss", "cut")["lambda_GAN"]
     g_pass = CUTGeneratorPass(G, _sampler(G, zero_bias), settings)
     G.train(), D.train()
     stored_ids = {"NCE": ref["patch_ids_NCE"], "NCE_Y": ref["patch_ids_NCE_Y"]}
@@ -330,12 +344,10 @@ def test_cut_losses_end_to_end_from_stored_patch_ids(G, D, io, entry, zero_bias)
         torch.testing.assert_close(idt_B, ref["idt_B"], **TOL)
         torch.testing.assert_close(D(fake_B), ref["pred_fake"], **TOL)
         torch.testing.assert_close(D(ref["real_B"]), ref["pred_real"], **TOL)
-        losses.update(discriminator_loss(D, ref["real_B"], fake_B, settings.gan_mode))
-        losses["loss_G_GAN"] = settings.lambda_GAN * adversarial_loss(
-            D(fake_B), True, settings.gan_mode
-        )
-    losses["loss_G"] = generator_total(
-        losses["loss_G_GAN"], losses["loss_NCE"], losses["loss_NCE_Y"], settings
+        losses.update(loss.adversarial.discriminator_terms(D, ref["real_B"], fake_B))
+        losses["loss_G_GAN"] = loss.generator_gan(D(fake_B))
+    losses["loss_G"] = loss.generator_total(
+        losses["loss_G_GAN"], losses["loss_NCE"], losses["loss_NCE_Y"]
     )
     for name in (
         "loss_D_fake",
@@ -352,7 +364,7 @@ def test_cut_losses_end_to_end_from_stored_patch_ids(G, D, io, entry, zero_bias)
 
 def test_generator_pass_draws_ids_in_reference_order(G, io) -> None:
     ref = io["cut_losses"]
-    g_pass = CUTGeneratorPass(G, _sampler(G, zero_bias=True), CUTLossSettings(num_patches=16))
+    g_pass = CUTGeneratorPass(G, _sampler(G, zero_bias=True), _nce(num_patches=16))
     with torch.no_grad():
         _, _, first, ids = g_pass(
             ref["real_A"], ref["real_B"], rng=torch.Generator().manual_seed(3)
@@ -372,7 +384,7 @@ def test_keys_without_graph_give_the_reference_gradients(io) -> None:
     torch.manual_seed(0)
     G = CUTResnetGenerator(ngf=4, n_blocks=2)
     F = PatchSampler(G.feature_channels(LAYERS), nc=8)
-    settings = CUTLossSettings(num_patches=8)
+    settings = _nce(num_patches=8)
     real_A = io["cut_losses"]["real_A"][..., :32, :32]
     real_B = io["cut_losses"]["real_B"][..., :32, :32]
     g_pass = CUTGeneratorPass(G, F, settings)
@@ -395,16 +407,13 @@ def test_keys_without_graph_give_the_reference_gradients(io) -> None:
 
 
 def test_fastcut_preset_flips_and_flips_the_queries_back(G, io) -> None:
-    settings = CUTLossSettings.fastcut(num_patches=32)
-    assert (settings.lambda_NCE, settings.nce_idt, settings.flip_equivariance) == (
-        10.0,
-        False,
-        True,
-    )
+    settings = _nce("fastcut", num_patches=32)
+    assert (settings.lambda_NCE, settings.nce_idt) == (10.0, False)
+    assert group_defaults("method", "fastcut")["flip_equivariance"] is True
     real_A, real_B = io["cut_losses"]["real_A"], io["cut_losses"]["real_B"]
     sampler = _sampler(G, zero_bias=True)
     g_pass = CUTGeneratorPass(G, sampler, settings)
-    one_setting = CUTLossSettings.fastcut(num_patches=32, lambda_NCE=1.0)
+    one_setting = _nce("fastcut", num_patches=32, lambda_NCE=1.0)
     with torch.no_grad():
         fake_B, idt_B, nce, ids = g_pass(
             real_A, real_B, flipped=True, rng=torch.Generator().manual_seed(0)
@@ -420,12 +429,14 @@ def test_fastcut_preset_flips_and_flips_the_queries_back(G, io) -> None:
     torch.testing.assert_close(nce["loss_NCE"], back, atol=1e-6, rtol=1e-6)
     assert not torch.allclose(nce["loss_NCE"], unflipped)
     torch.testing.assert_close(nce["loss_NCE"], 10 * one, atol=1e-5, rtol=1e-6)  # lambda_NCE = 10
-    total = generator_total(torch.tensor(0.5), nce["loss_NCE"], nce["loss_NCE_Y"], settings)
+    total = build_loss("fastcut").generator_total(
+        torch.tensor(0.5), nce["loss_NCE"], nce["loss_NCE_Y"]
+    )
     torch.testing.assert_close(total, 0.5 + nce["loss_NCE"])
 
 
 def test_no_sampler_when_lambda_nce_is_zero(G, io) -> None:
-    g_pass = CUTGeneratorPass(G, None, CUTLossSettings(lambda_NCE=0.0))
+    g_pass = CUTGeneratorPass(G, None, _nce(lambda_NCE=0.0))
     assert g_pass.F is None and not any(n.startswith("F.") for n, _ in g_pass.named_parameters())
     with torch.no_grad():
         _, _, nce, ids = g_pass(io["cut_losses"]["real_A"], io["cut_losses"]["real_B"])
@@ -456,37 +467,48 @@ def test_bad_nce_layers_one_line(G, layers, match) -> None:
     assert issubclass(NCEConfigError, ValueError)
 
 
-def test_num_patches_larger_than_a_feature_map_fails_before_work(G) -> None:
+def test_maps_with_fewer_positions_than_num_patches_use_all_of_theirs(G) -> None:
+    # The reference's rule: min(num_patches, H*W) positions per layer, so small crops work.
     shapes = G.feature_shapes(LAYERS, 32, 32)  # layers 12 and 16 are 8x8 = 64 positions
-    with pytest.raises(
-        NCEConfigError, match=r"num_patches=256 exceeds the 8x8=64 positions .* layer 12"
-    ) as exc:
-        check_num_patches(shapes, LAYERS, 256)
-    _one_line(exc)
-    check_num_patches(shapes, LAYERS, 64)  # fits exactly
+    assert layers_with_fewer_positions(shapes, LAYERS, 256) == {12: 64, 16: 64}
+    assert layers_with_fewer_positions(shapes, LAYERS, 64) == {}  # fits exactly
     sampler = PatchSampler([3, 32, 64, 64, 64], nc=8)
-    called: list[int] = []
-    sampler.mlp_0.register_forward_hook(lambda *_: called.append(0))
     feats = [torch.zeros(1, c, s, s) for c, s in [(3, 38), (32, 32), (64, 16), (64, 8), (64, 8)]]
-    with pytest.raises(NCEConfigError, match="num_patches=100 exceeds the 8x8=64"):
-        sampler(feats, 100, generator=torch.Generator().manual_seed(0))
-    assert called == []  # checked for every layer before any head ran
-    with pytest.raises(NCEConfigError, match="exceeds"):
-        draw_patch_ids([(4, 4)], 17, torch.Generator())
+    pooled, ids = sampler(feats, 100, generator=torch.Generator().manual_seed(0))
+    assert [len(i) for i in ids] == [100, 100, 100, 64, 64]
+    assert [p.shape[0] for p in pooled] == [100, 100, 100, 64, 64]
+    assert sorted(ids[3].tolist()) == list(range(64))  # every position, once
+    drawn = draw_patch_ids([(4, 4)], 17, torch.Generator())[0]
+    assert sorted(drawn.tolist()) == list(range(16))
+    with pytest.raises(NCEConfigError, match="positive integer") as exc:
+        layers_with_fewer_positions(shapes, LAYERS, 0)
+    _one_line(exc)
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "match"),
+    ("changes", "match"),
     [
-        ({"lambda_NCE": -1.0}, r"lambda_NCE must be >= 0, got -1\.0"),
-        ({"lambda_GAN": -0.5}, "lambda_GAN must be >= 0"),
-        ({"nce_T": 0.0}, "nce_T must be > 0"),
-        ({"num_patches": 0}, "num_patches must be >= 1"),
+        ({"lambda_NCE": -1.0}, r"^loss.lambda_NCE=-1\.0: loss weights must be >= 0"),
+        ({"lambda_GAN": -0.5}, r"^loss.lambda_GAN=-0\.5: loss weights must be >= 0"),
     ],
 )
-def test_bad_loss_settings_one_line(kwargs, match) -> None:
-    with pytest.raises(NCEConfigError, match=match) as exc:
-        CUTLossSettings(**kwargs)
+def test_bad_loss_weights_one_line(changes, match) -> None:
+    with pytest.raises(ValueError, match=match) as exc:
+        build_loss("cut", **changes)
+    _one_line(exc)
+
+
+@pytest.mark.parametrize(
+    ("changes", "match"),
+    [
+        ({"nce_T": 0.0}, r"^method.nce_T=0\.0: must be > 0"),
+        ({"num_patches": 0}, r"^method.num_patches=0: use a positive integer"),
+    ],
+)
+def test_bad_nce_settings_one_line(changes, match) -> None:
+    settings = {**group_defaults("method", "cut"), **changes}
+    with pytest.raises(ConfigError, match=match) as exc:
+        CUT.check_settings(settings, build_loss("cut"), network_spec("cut"), (3, 3), 64)
     _one_line(exc)
 
 
@@ -565,11 +587,9 @@ def test_importer_rejects_other_networks_in_one_line(name, match) -> None:
 @pytest.mark.parametrize("variant", ["cut", "resnet", "paper"])
 def test_container_builds_sampler_eagerly_from_the_generator(variant) -> None:
     torch.manual_seed(0)
-    D_KIND = {"cut": "cut", "resnet": "pytorch_gan", "paper": "basic"}[variant]
-    G, D = define_generator(variant, 3, 3, 4, 5), make_discriminator(D_KIND, 3, 4)
-    nets = CUTNetworks(G, D, DEFAULT_NCE_LAYERS[variant], netF_nc=8)
+    spec = network_spec(variant, ngf=4, ndf=4, n_residual_blocks=5, init_type="xavier")
+    nets = CUTNetworks(spec, 3, 3, DEFAULT_NCE_LAYERS[variant], netF_nc=8, use_sampler=True)
     assert {k.split(".")[0] for k in nets.state_dict()} == {"G", "D", "F"}
-    assert nets.translators() == {"AB": nets.G}
     with torch.no_grad():
         feats = tap_features(nets.G.model, torch.zeros(1, 3, 32, 32), nets.nce_layers)
     assert list(nets.F.in_channels) == [f.shape[1] for f in feats]
@@ -585,12 +605,12 @@ def test_container_builds_sampler_eagerly_from_the_generator(variant) -> None:
 
 
 def test_container_without_sampler_and_bad_layers() -> None:
-    G, D = define_generator("cut", 3, 3, 4, 5), make_discriminator("cut", 3, 4)
-    nets = CUTNetworks(G, D, (0, 4, 8, 12, 16), use_sampler=False)
+    spec = network_spec("cut", ngf=4, ndf=4, n_residual_blocks=5)
+    nets = CUTNetworks(spec, 3, 3, (0, 4, 8, 12, 16), netF_nc=8, use_sampler=False)
     assert nets.F is None and not any(k.startswith("F.") for k in nets.state_dict())
-    G = define_generator("resnet", 3, 3, 4, 2)
+    spec = network_spec("resnet", ngf=4, ndf=4, n_residual_blocks=2)
     with pytest.raises(
         NCEConfigError, match=r"\[28\] outside the generator \(layers 0\.\.22\)"
     ) as exc:
-        CUTNetworks(G, D, (0, 4, 28))
+        CUTNetworks(spec, 3, 3, (0, 4, 28), netF_nc=8, use_sampler=True)
     _one_line(exc)

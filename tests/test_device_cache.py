@@ -181,7 +181,8 @@ def test_training_with_the_device_cache_equals_training_without(
 
 
 def test_device_cache_without_the_dataset_cache_is_refused(compose_cfg) -> None:
-    from cyclegan.config.schema import ConfigError, validate
+    from cyclegan.config.schema import ConfigError
+    from cyclegan.training.validation import validate
     from tests.conftest import TINY
 
     with pytest.raises(ConfigError, match=r"set dataset\.cache=true too"):

@@ -9,13 +9,13 @@ import pytest
 import torch
 from torch import nn
 
+from cyclegan.parts.networks.factory import build_discriminator
 from cyclegan.parts.networks.init import init_weights
 from cyclegan.parts.networks.norms import conv_bias, norm_layer
 from cyclegan.parts.networks.patchgan import (
     NLayerDiscriminator,
     PixelDiscriminator,
     add_spectral_norm,
-    define_discriminator,
     max_n_layers,
     patchgan_output_size,
     receptive_field,
@@ -101,16 +101,9 @@ def test_pixel_discriminator_scores_each_pixel_alone() -> None:
 @pytest.mark.parametrize("kind", ["basic", "n_layers", "pixel"])
 def test_spectral_norm_bounds_every_conv(kind: str) -> None:
     torch.manual_seed(0)
-    net = define_discriminator(
-        kind,
-        3,
-        ndf=4,
-        n_layers=2,
-        norm="none",
-        spectral_norm=True,
-        init_type="normal",
-        init_gain=1.0,
-    )
+    net = build_discriminator(kind, 3, ndf=4, n_layers_D=2, norm="none")
+    init_weights(net, "normal", 1.0)
+    add_spectral_norm(net)  # after the init, as NetworkSpec.finish_discriminator does
     convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
     assert convs and all(hasattr(c, "parametrizations") for c in convs)
     x = torch.randn(2, 3, 32, 32)
@@ -130,14 +123,15 @@ def test_spectral_norm_bounds_every_conv(kind: str) -> None:
         add_spectral_norm(nn.ReLU())
 
 
-def test_define_discriminator_names_and_errors() -> None:
-    assert define_discriminator("basic", n_layers=5).n_layers == 3
-    assert define_discriminator("n_layers", n_layers=5).n_layers == 5
+def test_build_discriminator_names_and_errors() -> None:
+    assert build_discriminator("basic", 3, 4, n_layers_D=5, norm="instance").n_layers == 3
+    assert build_discriminator("n_layers", 3, 4, n_layers_D=5, norm="instance").n_layers == 5
     with pytest.raises(
         ValueError,
-        match="unknown discriminator 'multiscale'; choose one of pytorch_gan, basic, n_layers, pixel",
+        match=r"unknown model.discriminator .multiscale.; choose one of pytorch_gan, basic, "
+        "n_layers, pixel",
     ):
-        define_discriminator("multiscale")
+        build_discriminator("multiscale", 3, 4, 3, "instance")
 
 
 def test_norm_factory_and_bias_rule() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -16,9 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
 from cyclegan.config import plugins
-from cyclegan.config.schema import register_configs, validate
+from cyclegan.config.schema import register_configs
+from cyclegan.methods.cyclegan_networks import CycleGANNetworks
+from cyclegan.runtime.strategy import SingleProcess
 from cyclegan.sweeps.sweep import describe_grid, main
-from cyclegan.training.builder import train
+from cyclegan.training.builder import build_method, train
+from cyclegan.training.validation import network_spec, validate
 
 from .conftest import CONF, ROOT
 
@@ -46,14 +50,22 @@ def test_the_promised_presets_and_grids_exist() -> None:
     assert {"lambda_grid", "depth_grid", "lr_grid", "optuna_search"} <= set(GRIDS)
 
 
+METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("name", PRESETS)
-def test_preset_composes_and_instantiates(compose_cfg, tmp_path: Path, name: str) -> None:
-    cfg = compose_cfg(f"+experiment={name}")
-    validate(cfg)
-    model = instantiate(cfg.model)
-    instantiate(cfg.loss)
-    optimizer = instantiate(cfg.optim, _convert_="all")(model.generator_parameters())
-    assert optimizer.param_groups[0]["lr"] == cfg.optim.lr
+def test_every_preset_builds_with_every_method(
+    compose_cfg, tmp_path: Path, name: str, method: str
+) -> None:
+    """Each preset, as written, with each method: validated, the method built at the preset's
+    sizes (its networks, loss and optimizers), its schedule and logger instantiated."""
+    cfg = compose_cfg(f"+experiment={name}", f"method={method}")
+    assert validate(cfg).name == ("cyclegan" if method == "cyclegan" else "cut")
+    torch.manual_seed(0)
+    built = build_method(cfg, torch.device("cpu"), SingleProcess())
+    assert set(built.translators()) == set(type(built).directions)
+    assert built.learning_rate() == cfg.optim.lr
     assert instantiate(cfg.schedule)(0) == 1.0
     logger = instantiate(cfg.logger, _partial_=True)(run_dir=tmp_path / "log", config={})
     logger.finish()
@@ -73,22 +85,32 @@ def test_paper_preset_uses_the_papers_networks_and_identity_weight(compose_cfg) 
     cfg = compose_cfg("+experiment=paper")
     assert cfg.loss.lambda_id == 0.5 * cfg.loss.lambda_cyc
     assert cfg.dataset.load_scale * cfg.dataset.img_size == 286
-    model = instantiate(cfg.model)
+    model = CycleGANNetworks(network_spec(cfg), 3, 3)
     assert any(isinstance(m, nn.ConvTranspose2d) for m in model.G_AB.modules())
     assert (cfg.model.n_residual_blocks, cfg.model.ngf, cfg.model.ndf) == (9, 64, 64)
     # The paper preset applies to whichever dataset is chosen; a command-line choice wins.
     assert compose_cfg("+experiment=paper", "dataset=horse2zebra").run_name == "paper_horse2zebra"
 
 
-def test_cpu_smoke_preset_trains_in_seconds(compose_cfg, tmp_path: Path) -> None:
+@pytest.mark.parametrize("method", METHODS)
+def test_cpu_smoke_preset_trains_in_seconds_with_every_method(
+    compose_cfg, tmp_path: Path, method: str, caplog
+) -> None:
     smaller_data = ["dataset.synthetic.n_train=8", "dataset.synthetic.n_test=4"]  # faster setup
     cfg = compose_cfg(
-        "+experiment=cpu_smoke", *smaller_data, "logger=file", "trainer.progress=false"
-    )
-    result = train(cfg)
+        "+experiment=cpu_smoke", f"method={method}", *smaller_data, "logger=file",
+        "trainer.progress=false",
+    )  # fmt: skip
+    with caplog.at_level("INFO"):
+        result = train(cfg)
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["step"] == 16 and summary["epoch"] == 2
     assert result == summary["eval/psnr_AB"]
+    if method != "cyclegan":  # 32 px: CUT's layer 12 has 8x8 maps, fewer than 256 patches
+        assert (
+            "method.num_patches=256: nce layers with fewer positions use all of them (layer "
+            "12: 8x8=64)" in caplog.text
+        )
 
 
 @pytest.mark.parametrize("name", GRIDS)

@@ -14,15 +14,17 @@ from cyclegan.checkpoints.file import CheckpointError, save_checkpoint
 from cyclegan.inference import translate
 from cyclegan.inference.export import export, main
 from cyclegan.inference.importers import Direction, Format, load_generator
-from cyclegan.parts.networks.resnet import CycleGAN
+from cyclegan.methods.cyclegan_networks import CycleGANNetworks
+
+from .conftest import build_networks
 
 DATA = Path(__file__).parent / "data"
 
 
 @pytest.fixture
-def checkpoint(tmp_path: Path) -> tuple[Path, CycleGAN]:
+def checkpoint(tmp_path: Path) -> tuple[Path, CycleGANNetworks]:
     torch.manual_seed(1)
-    model = CycleGAN("paper", n_residual_blocks=2, ngf=8, ndf=8).eval()
+    model = build_networks("paper", n_residual_blocks=2, ngf=8, ndf=8).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("bias"):

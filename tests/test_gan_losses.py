@@ -35,14 +35,14 @@ FAKE = torch.tensor([[[[-2.0, 0.5], [0.0, -1.5]]]])
     ],
 )
 def test_losses_follow_their_equations(mode: str, L_G: torch.Tensor, L_D: torch.Tensor) -> None:
-    loss = AdversarialLoss(mode)
+    loss = AdversarialLoss(mode, 10.0)
     torch.testing.assert_close(loss.generator(FAKE), L_G)
     torch.testing.assert_close(loss.discriminator(REAL, FAKE), L_D)
     assert not loss.uses_penalty
 
 
 def test_hinge_saturates_where_it_should() -> None:
-    loss = AdversarialLoss("hinge")
+    loss = AdversarialLoss("hinge", 10.0)
     # Confident, correct scores (real >= 1, fake <= -1) cost the discriminator nothing.
     assert loss.discriminator(torch.full((1, 1, 2, 2), 3.0), torch.full((1, 1, 2, 2), -2.0)) == 0
 
@@ -112,7 +112,7 @@ def test_wgangp_discriminator_loss_includes_penalty() -> None:
 
 def test_lsgan_discriminator_loss_scores_real_and_fake_separately() -> None:
     D = nn.BatchNorm2d(1)  # batch statistics: a joint call would mix real and fake
-    loss = AdversarialLoss("lsgan")
+    loss = AdversarialLoss("lsgan", 10.0)
     real, fake = torch.randn(2, 1, 3, 3) + 3, torch.randn(2, 1, 3, 3)
     torch.testing.assert_close(
         loss.discriminator_loss(D, real, fake), loss.discriminator(D(real), D(fake))
@@ -130,15 +130,15 @@ def test_bad_input_is_one_line_naming_the_fix() -> None:
         ValueError,
         match=r"unknown loss\.gan_mode 'wgan'; choose one of lsgan, vanilla, hinge, wgangp",
     ):
-        AdversarialLoss("wgan")
+        AdversarialLoss("wgan", 10.0)
     with pytest.raises(ValueError, match="lambda_gp must be >= 0"):
         AdversarialLoss("lsgan", lambda_gp=-1)
     with pytest.raises(ValueError, match="needs its gradient penalty"):
-        AdversarialLoss("wgangp").discriminator(REAL, FAKE)
+        AdversarialLoss("wgangp", 10.0).discriminator(REAL, FAKE)
     with pytest.raises(ValueError, match="takes no gradient penalty"):
-        AdversarialLoss("hinge").discriminator(REAL, FAKE, torch.tensor(1.0))
+        AdversarialLoss("hinge", 10.0).discriminator(REAL, FAKE, torch.tensor(1.0))
     with pytest.raises(ValueError, match="one shape"):
-        AdversarialLoss("wgangp").gradient_penalty(
+        AdversarialLoss("wgangp", 10.0).gradient_penalty(
             Linear1x1(1), torch.zeros(2, 1, 4, 4), torch.zeros(1, 1, 4, 4)
         )
     # lambda_gp is ignored (and may be anything >= 0) for the other modes: sweeps keep the default.
@@ -146,12 +146,13 @@ def test_bad_input_is_one_line_naming_the_fix() -> None:
 
 
 def test_penalty_backpropagates_through_spectral_norm_and_pixel_discriminator() -> None:
-    from cyclegan.parts.networks.patchgan import define_discriminator
+    from cyclegan.parts.networks.factory import build_discriminator
+    from cyclegan.parts.networks.patchgan import add_spectral_norm
 
     torch.manual_seed(0)
-    loss = AdversarialLoss("wgangp")
+    loss = AdversarialLoss("wgangp", 10.0)
     for kind in ("basic", "pixel"):
-        D = define_discriminator(kind, 3, ndf=4, norm="none", spectral_norm=True)
+        D = add_spectral_norm(build_discriminator(kind, 3, ndf=4, n_layers_D=3, norm="none"))
         gp = loss.gradient_penalty(D, torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32))
         gp.backward()
         originals = [
@@ -167,7 +168,7 @@ def test_penalty_backpropagates_through_spectral_norm_and_pixel_discriminator() 
 def test_joint_call_equals_separate_calls_for_per_image_norms(mode: str) -> None:
     torch.manual_seed(0)
     D = NLayerDiscriminator(3, ndf=4, n_layers=2, norm="instance")
-    loss = AdversarialLoss(mode)
+    loss = AdversarialLoss(mode, 10.0)
     real, fake = torch.randn(2, 3, 32, 32), torch.randn(2, 3, 32, 32)
     grads = []
     values = []

@@ -17,7 +17,9 @@ from cyclegan.inference.importers import (
     load_generator,
     read_weights,
 )
-from cyclegan.parts.networks.resnet import CycleGAN
+from cyclegan.methods.cyclegan_networks import CycleGANNetworks
+
+from .conftest import build_networks
 
 DATA = Path(__file__).parent / "data"
 
@@ -93,9 +95,11 @@ def test_dataparallel_and_compile_prefixes_are_stripped(tmp_path: Path, referenc
     torch.testing.assert_close(out_eval, io["output_eval"], atol=1e-5, rtol=1e-5)
 
 
-def _tiny_checkpoint(path: Path, variant: str = "resnet", with_config: bool = True) -> CycleGAN:
+def _tiny_checkpoint(
+    path: Path, variant: str = "resnet", with_config: bool = True
+) -> CycleGANNetworks:
     torch.manual_seed(0)
-    model = CycleGAN(variant, n_residual_blocks=2, ngf=8, ndf=8)
+    model = build_networks(variant, n_residual_blocks=2, ngf=8, ndf=8)
     with torch.no_grad():  # non-zero biases, so a mixed-up tensor would show in the outputs
         for name, p in model.named_parameters():
             if name.endswith("bias"):
@@ -114,6 +118,12 @@ def test_training_checkpoint_gives_either_direction(
     tmp_path: Path, variant: str, with_config: bool
 ) -> None:
     model = _tiny_checkpoint(tmp_path / "last.pt", variant, with_config)
+    if not with_config:  # our checkpoints are rebuilt from what they record, never guessed
+        with pytest.raises(CheckpointError, match="records neither the method that trained it"):
+            read_weights(tmp_path / "last.pt")
+        torch.save(model.state_dict(), tmp_path / "bare.pth")  # a bare state dict: foreign
+        assert read_weights(tmp_path / "bare.pth").directions == (Direction.AtoB, Direction.BtoA)
+        return
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     weights = read_weights(tmp_path / "last.pt")
     assert weights.format is Format.checkpoint

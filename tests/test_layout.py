@@ -133,6 +133,28 @@ def test_inference_tools_never_reach_training_sweeps_or_methods(tool: str) -> No
     assert not reached & {"training", "sweeps", "methods", "loggers"}, reached
 
 
+def test_one_class_per_name() -> None:
+    """Two classes of one name (two `CycleGAN`s, three residual blocks) make imports lie."""
+    seen: dict[str, list[str]] = {}
+    for name, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                seen.setdefault(node.name, []).append(name)
+    assert not {k: v for k, v in seen.items() if len(v) > 1}
+
+
+def test_one_factory_verb() -> None:
+    """What makes a part from settings is `build_*` (`build_generator`, `build_method`, ...)."""
+    other_verbs = ("make_", "define_", "create_", "construct_")
+    found = [
+        f"{name}.{node.name}"
+        for name, path in MODULES.items()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.FunctionDef) and node.name.startswith(other_verbs)
+    ]
+    assert not found, found
+
+
 def test_functions_and_modules_are_short() -> None:
     long = []
     for name, path in MODULES.items():

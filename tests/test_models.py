@@ -5,13 +5,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from cyclegan.parts.networks.resnet import (
-    CycleGAN,
-    Discriminator,
-    Generator,
-    count_parameters,
-    init_weights,
-)
+from cyclegan.parts.networks.factory import count_parameters
+from cyclegan.parts.networks.init import init_weights
+from cyclegan.parts.networks.patchgan import NLayerDiscriminator, PyTorchGANDiscriminator
+from cyclegan.parts.networks.resnet import Generator
+
+from .conftest import build_networks
 
 DATA = Path(__file__).parent / "data"
 
@@ -20,11 +19,11 @@ REFERENCE_MODELS = {
     "pytorch_gan_G_AB_blocks1": lambda: Generator(
         3, ngf=64, n_residual_blocks=1, upsampling="nearest"
     ),
-    "pytorch_gan_D_A": lambda: Discriminator(3, ndf=64, variant="resnet"),
+    "pytorch_gan_D_A": lambda: PyTorchGANDiscriminator(3, ndf=64, norm="instance"),
     "official_latest_net_G_A_resnet6_ngf16": lambda: Generator(
         3, ngf=16, n_residual_blocks=6, upsampling="transposed"
     ),
-    "official_latest_net_D_A_ndf16": lambda: Discriminator(3, ndf=16, variant="paper"),
+    "official_latest_net_D_A_ndf16": lambda: NLayerDiscriminator(3, ndf=16, n_layers=3),
 }
 
 
@@ -62,7 +61,7 @@ def test_formats_do_not_cross_load() -> None:
 
 @pytest.mark.parametrize("variant", ["resnet", "paper"])
 def test_parameter_counts_at_full_size(variant: str) -> None:
-    model = CycleGAN(variant, n_residual_blocks=9, ngf=64, ndf=64)
+    model = build_networks(variant, n_residual_blocks=9, ngf=64, ndf=64)
     # The original paper's 9-block generator at ngf 64 has 11,378,179 parameters; PyTorch-GAN's has
     # the same (nearest+conv and transposed conv have equal weight shapes). Both 70x70-style
     # discriminators at ndf 64 have 2,764,737.
@@ -89,7 +88,7 @@ def test_parameter_count_scales_with_blocks_and_width() -> None:
     ],
 )
 def test_output_shapes(variant: str, size: int, score_map: int) -> None:
-    model = CycleGAN(variant, n_residual_blocks=1, ngf=8, ndf=8)
+    model = build_networks(variant, n_residual_blocks=1, ngf=8, ndf=8)
     x = torch.rand(2, 3, size, size) * 2 - 1
     with torch.no_grad():
         fake = model.G_AB(x)
@@ -122,5 +121,5 @@ def test_bad_arguments_raise() -> None:
         Generator(3, 64, -1)  # 0 blocks is allowed, as in both references
     with pytest.raises(ValueError, match="upsampling"):
         Generator(3, 64, 1, upsampling="bilinear")
-    with pytest.raises(ValueError, match="'resnet', 'paper' or 'cut'"):
-        CycleGAN("unet")
+    with pytest.raises(FileNotFoundError, match="unet"):  # no such model option
+        build_networks("unet")

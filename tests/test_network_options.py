@@ -7,8 +7,9 @@ import torch
 from torch import nn
 
 from cyclegan.parts.networks.choices import check_image_size
+from cyclegan.parts.networks.factory import build_discriminator, build_generator
 from cyclegan.parts.networks.init import init_weights
-from cyclegan.parts.networks.resnet import Generator, define_generator
+from cyclegan.parts.networks.resnet import Generator
 from cyclegan.parts.networks.unet import UnetGenerator
 
 
@@ -16,9 +17,9 @@ from cyclegan.parts.networks.unet import UnetGenerator
     ("name", "cls", "size"),
     [("resnet", Generator, 32), ("paper", Generator, 32), ("unet_128", UnetGenerator, 128)],
 )
-def test_define_generator_builds_and_initialises(name: str, cls: type, size: int) -> None:
+def test_build_generator_builds_what_the_name_says(name: str, cls: type, size: int) -> None:
     torch.manual_seed(0)
-    G = define_generator(name, ngf=4, n_residual_blocks=1)
+    G = build_generator(name, 3, 3, ngf=4, n_residual_blocks=1, norm="instance", use_dropout=False)
     init_weights(G, "normal", 0.3)
     assert isinstance(G, cls)
     w = next(m for m in G.modules() if isinstance(m, nn.Conv2d)).weight
@@ -27,15 +28,17 @@ def test_define_generator_builds_and_initialises(name: str, cls: type, size: int
 
 
 def test_unet_options_and_resnet_limits() -> None:
-    G = define_generator("unet_256", 1, 2, ngf=2, norm="batch", use_dropout=True)
+    G = build_generator(
+        "unet_256", 1, 2, ngf=2, n_residual_blocks=0, norm="batch", use_dropout=True
+    )
     assert (G.in_channels, G.out_channels, G.num_downs, G.norm) == (1, 2, 8, "batch")
     assert any(isinstance(m, nn.Dropout) for m in G.modules())
     with pytest.raises(ValueError, match=r"model.generator=resnet has no dropout"):
-        define_generator("resnet", use_dropout=True)
+        build_generator("resnet", 3, 3, 8, 1, "instance", use_dropout=True)
     with pytest.raises(
         ValueError, match=r"unknown model.generator 'unet_512'; choose one of resnet, paper"
     ):
-        define_generator("unet_512")
+        build_generator("unet_512", 3, 3, 8, 1, "instance", False)
 
 
 def test_image_size_checks_are_one_line_naming_the_fix() -> None:
@@ -93,10 +96,8 @@ def test_importer_reads_the_norm_of_a_resnet_file(norm: str, tmp_path) -> None:
 
 
 def test_pytorch_gan_discriminator_takes_every_norm() -> None:
-    from cyclegan.parts.networks.resnet import make_discriminator
-
     for norm, norm_type in (("batch", nn.BatchNorm2d), ("none", nn.Identity)):
-        D = make_discriminator("pytorch_gan", 3, 4, norm=norm)
+        D = build_discriminator("pytorch_gan", 3, 4, n_layers_D=3, norm=norm)
         assert sum(isinstance(m, norm_type) for m in D.modules()) == 3
         convs = [m for m in D.modules() if isinstance(m, nn.Conv2d)]
         assert [m.bias is not None for m in convs] == [True, False, False, False, True]

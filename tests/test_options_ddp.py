@@ -15,13 +15,11 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
-from cyclegan.parts.losses.cyclegan import CycleGANLoss
-from cyclegan.parts.networks.resnet import CycleGAN
 from cyclegan.parts.schedule import LRMultiplier
 from cyclegan.runtime.distributed import Place
 from cyclegan.runtime.strategy import strategy_for
 
+from .conftest import build_loss, cyclegan_method, network_spec
 from .test_distributed import free_port
 from .test_resume import assert_same_weights
 
@@ -33,15 +31,14 @@ def _worker(rank: int, world: int, port: int, out: Path) -> None:
     strategy = strategy_for(place)
     with strategy.session(torch.device("cpu")):
         torch.manual_seed(0)
-        networks = CycleGAN("paper", n_residual_blocks=1, ngf=4, ndf=4, spectral_norm=True)
-        method = CycleGANMethod(
-            networks,
-            CycleGANLoss("wgangp", lambda_gp=10.0),
+        method = cyclegan_method(
+            network_spec("paper", n_residual_blocks=1, ngf=4, ndf=4, spectral_norm=True),
+            build_loss(gan_mode="wgangp", lambda_gp=10.0),
             partial(torch.optim.Adam, lr=1e-2, betas=(0.5, 0.999)),
             LRMultiplier("linear", 4, 2),
-            torch.device("cpu"),
             strategy=strategy,
         )
+        networks = method.model
         g = torch.Generator().manual_seed(10 + rank)  # each rank its own images
         batch = {k: torch.rand(2, 3, 32, 32, generator=g) * 2 - 1 for k in ("A", "B")}
         torch.manual_seed(100 + rank)  # and its own interpolation draws

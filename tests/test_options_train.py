@@ -17,11 +17,11 @@ import torch
 from cyclegan.checkpoints.file import load_checkpoint
 from cyclegan.inference.importers import load_generator
 from cyclegan.parts.networks.patchgan import NLayerDiscriminator, PixelDiscriminator
-from cyclegan.parts.networks.resnet import CycleGAN
 from cyclegan.parts.networks.unet import UnetGenerator
-from cyclegan.training.builder import train
+from cyclegan.runtime.strategy import SingleProcess
+from cyclegan.training.builder import build_method, train
 
-from .conftest import TINY
+from .conftest import TINY, build_loss, network_spec
 from .test_resume import assert_same_weights, train_rows
 
 RUN = [
@@ -35,18 +35,48 @@ RUN = [
     "trainer.eval_every=0",
 ]
 
-# (id, overrides, check of the built networks)
+
+def _conv_weights(m: torch.nn.Module) -> list[torch.Tensor]:
+    return [c.weight.detach() for c in m.modules() if isinstance(c, torch.nn.Conv2d)]
+
+
+def _init_is(m: torch.nn.Module, init_type: str, gain: float) -> bool:
+    """Every conv of G_AB drawn as `init_type` says: the std of each weight tensor within 15% of
+    the init's formula (orthogonal: the rows of the flattened weight are gain-orthonormal)."""
+    for w in _conv_weights(m.G_AB):
+        if w.numel() < 500:  # too few draws to measure (e.g. the 1x1 convs)
+            continue
+        fan_out, fan_in = w.shape[0] * w[0, 0].numel(), w[0].numel()
+        if init_type == "orthogonal":
+            flat = w.flatten(1)
+            if flat.shape[0] > flat.shape[1]:
+                flat = flat.T
+            eye = torch.eye(flat.shape[0]) * gain**2
+            if not torch.allclose(flat @ flat.T, eye, atol=1e-4):
+                return False
+            continue
+        want = {
+            "normal": gain,
+            "xavier": gain * (2 / (fan_in + fan_out)) ** 0.5,
+            "kaiming": (2 / fan_in) ** 0.5,
+        }[init_type]
+        if abs(w.std().item() / want - 1) > 0.15:
+            return False
+    return True
+
+
+# (id, overrides, check of the built method: its networks m and its loss c)
 OPTIONS = [
-    ("paper", ["model=paper"], lambda m: isinstance(m.D_A, NLayerDiscriminator)),
+    ("paper", ["model=paper"], lambda m, c: isinstance(m.D_A, NLayerDiscriminator)),
     (
         "paper-batch",
         ["model=paper", "model.norm=batch"],
-        lambda m: m.G_AB.norm == "batch" and not m.generators_per_image,
+        lambda m, c: m.G_AB.norm == "batch" and not m.generators_per_image,
     ),
     (
         "resnet-none",
         ["model.norm=none"],
-        lambda m: m.G_AB.norm == "none" and m.generators_per_image,
+        lambda m, c: m.G_AB.norm == "none" and m.generators_per_image,
     ),
     (
         "unet_128-batch-dropout-n_layers2",
@@ -59,7 +89,7 @@ OPTIONS = [
             "model.ngf=2",
             "dataset.img_size=128",
         ],
-        lambda m: (
+        lambda m, c: (
             isinstance(m.G_AB, UnetGenerator) and m.D_A.n_layers == 2 and not m.generators_per_image
         ),
     ),
@@ -72,25 +102,33 @@ OPTIONS = [
             "model.ngf=1",
             "dataset.img_size=256",
         ],
-        lambda m: m.G_AB.num_downs == 8 and isinstance(m.D_A, PixelDiscriminator),
+        lambda m, c: m.G_AB.num_downs == 8 and isinstance(m.D_A, PixelDiscriminator),
     ),
     (
         "spectral_norm-hinge",
         ["model.spectral_norm=true", "loss.gan_mode=hinge"],
-        lambda m: hasattr(m.D_A.model[0], "parametrizations"),
+        lambda m, c: hasattr(m.D_A.model[0], "parametrizations") and c.gan_mode == "hinge",
     ),
     (
         "wgangp-basic",
         ["loss.gan_mode=wgangp", "loss.lambda_gp=10", "model.discriminator=basic"],
-        lambda m: isinstance(m.D_A, NLayerDiscriminator),
+        lambda m, c: (
+            isinstance(m.D_A, NLayerDiscriminator)
+            and (c.gan_mode, c.adversarial.lambda_gp) == ("wgangp", 10.0)
+        ),
     ),
-    ("vanilla-xavier", ["loss.gan_mode=vanilla", "model.init_type=xavier"], lambda m: True),
-    ("kaiming", ["model.init_type=kaiming"], lambda m: True),
+    (
+        "vanilla-xavier",
+        ["loss.gan_mode=vanilla", "model.init_type=xavier"],
+        lambda m, c: c.gan_mode == "vanilla" and _init_is(m, "xavier", 0.02),
+    ),
+    ("kaiming", ["model.init_type=kaiming"], lambda m, c: _init_is(m, "kaiming", 0.02)),
     (
         "orthogonal-gain",
         ["model.init_type=orthogonal", "model.init_gain=0.5"],
-        lambda m: True,
+        lambda m, c: _init_is(m, "orthogonal", 0.5),
     ),
+    ("normal", [], lambda m, c: _init_is(m, "normal", 0.02) and not _init_is(m, "xavier", 0.02)),
 ]
 
 
@@ -107,12 +145,11 @@ SLOW = {"unet_256-none-pixel"}  # ~7 s: 256 px images
 def test_option_trains_checkpoints_and_resumes_exactly(
     overrides: list[str], check, compose_cfg, tmp_path: Path
 ) -> None:
-    from hydra.utils import instantiate
-
     full, resumed = tmp_path / "full", tmp_path / "resumed"
     cfg = compose_cfg(*RUN, *overrides, f"paths.output_dir={full}")
-    model = instantiate(cfg.model)
-    assert isinstance(model, CycleGAN) and check(model)
+    built = build_method(cfg, torch.device("cpu"), SingleProcess())
+    model = built.model
+    assert check(model, built.criterion)
     train(cfg)
     ckpt = full / "checkpoints" / "step_0000001.pt"  # mid-epoch 0
     train(compose_cfg(*RUN, *overrides, f"paths.output_dir={resumed}", f"resume={ckpt}"))
@@ -142,9 +179,9 @@ def test_option_trains_checkpoints_and_resumes_exactly(
 def test_wgangp_step_applies_the_penalty_to_both_discriminators(monkeypatch, precision) -> None:
     from functools import partial
 
+    from cyclegan.methods.base import Execution
     from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
     from cyclegan.parts.losses.adversarial import AdversarialLoss
-    from cyclegan.parts.losses.cyclegan import CycleGANLoss
     from cyclegan.parts.schedule import LRMultiplier
 
     torch.manual_seed(0)
@@ -157,15 +194,17 @@ def test_wgangp_step_applies_the_penalty_to_both_discriminators(monkeypatch, pre
         return value
 
     monkeypatch.setattr(AdversarialLoss, "penalty_from", record)
-    networks = CycleGAN("paper", n_residual_blocks=1, ngf=4, ndf=4)
     method = CycleGANMethod(
-        networks,
-        CycleGANLoss("wgangp", lambda_gp=10.0),
-        partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)),
-        LRMultiplier("linear", 4, 2),
-        torch.device("cpu"),
-        precision=precision,
+        networks=network_spec("paper", n_residual_blocks=1, ngf=4, ndf=4),
+        loss=build_loss(gan_mode="wgangp", lambda_gp=10.0),
+        optimizer=partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999)),
+        lr_rule=LRMultiplier("linear", 4, 2),
+        channels=(3, 3),
+        execution=Execution.plain("cpu", precision=precision),
+        seed=0,
+        buffer_size=50,
     )
+    networks = method.model
     before = [p.detach().clone() for p in networks.D_A.parameters()]
     batch = {"A": torch.rand(1, 3, 32, 32) * 2 - 1, "B": torch.rand(1, 3, 32, 32) * 2 - 1}
     losses = method.training_step(batch)

@@ -8,7 +8,7 @@ import shlex
 
 import pytest
 
-from cyclegan.config.schema import validate
+from cyclegan.training.validation import validate
 
 from .conftest import ROOT
 

@@ -83,7 +83,6 @@ def test_resume_auto_continues_with_a_longer_schedule(compose_cfg, tmp_path: Pat
         *TINY,
         "trainer.sample_every=0",
         "schedule=constant",
-        "schedule.decay_epoch=0",
         f"paths.output_dir={run}",
     ]
     train(compose_cfg(*base, "schedule.n_epochs=1"))
@@ -170,7 +169,6 @@ def test_signal_saves_a_checkpoint_and_resume_continues_exactly(
     common = [o for o in TINY if not o.startswith(("trainer.steps_per_epoch", "schedule."))]
     common += [
         "schedule=constant",
-        "schedule.decay_epoch=0",
         "trainer.sample_every=0",
         "logger=file",
     ]
@@ -228,7 +226,7 @@ def test_signal_saves_a_checkpoint_and_resume_continues_exactly(
 def test_resume_with_a_full_replay_buffer_is_bit_exact(compose_cfg, tmp_path: Path) -> None:
     """A buffer of 2 is full after 2 steps; from then on each fake may be swapped for a stored one
     by the buffer's own RNG, whose state must come back with the checkpoint."""
-    small = [*EVERY_STEP, "trainer.buffer_size=2"]
+    small = [*EVERY_STEP, "method.buffer_size=2"]
     full = tmp_path / "full"
     train(compose_cfg(*small, f"paths.output_dir={full}"))
     snapshot = load_checkpoint(full / "checkpoints" / "step_0000004.pt")

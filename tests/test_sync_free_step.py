@@ -17,21 +17,21 @@ import pytest
 import torch
 
 from cyclegan.methods.cyclegan import CycleGAN as CycleGANMethod
-from cyclegan.parts.losses.cyclegan import CycleGANLoss
-from cyclegan.parts.networks.resnet import CycleGAN
 from cyclegan.parts.replay_buffer import DeviceReplayBuffer
 from cyclegan.parts.schedule import LRMultiplier
 from cyclegan.training.loss_window import LossWindow
 from tests.host_reads import HostReadError, forbid_host_reads
+
+from .conftest import build_loss, cyclegan_method, network_spec
 
 BATCH, SIZE = 2, 32
 
 
 def tiny_method(device: torch.device, device_buffers: bool, **options) -> CycleGANMethod:
     torch.manual_seed(0)
-    return CycleGANMethod(
-        CycleGAN("resnet", n_residual_blocks=1, ngf=8, ndf=8),
-        CycleGANLoss(),
+    return cyclegan_method(
+        network_spec("resnet", n_residual_blocks=1, ngf=8, ndf=8),
+        build_loss(),
         # Fused Adam keeps its step counts on the device; the per-parameter and foreach
         # implementations read them back (`_get_value(step)`) for the bias correction.
         partial(torch.optim.Adam, lr=2e-4, betas=(0.5, 0.999), fused=True),

@@ -113,8 +113,12 @@ def test_cli_invalid_value_is_one_line_error(tmp_path: Path) -> None:
         cwd=tmp_path,
     )
     assert proc.returncode == 2
-    errors = [line for line in (proc.stdout + proc.stderr).splitlines() if "ERROR" in line]
-    assert len(errors) == 1 and "schedule.decay_epoch=5 must be < schedule.n_epochs=5" in errors[0]
+    # train.py's preflight: one line on stderr, before Hydra starts
+    errors = [line for line in (proc.stdout + proc.stderr).splitlines() if "error" in line.lower()]
+    assert errors == [
+        "error: schedule.decay_epoch=5 must be < schedule.n_epochs=5 (decay starts before the last "
+        "epoch); lower decay_epoch or raise n_epochs"
+    ]
     assert "Traceback" not in proc.stderr
 
 

@@ -8,6 +8,7 @@ file never runs pickled code: everything inside is tensors, numbers, strings, li
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import random
@@ -19,9 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from cyclegan.files import atomic_write
+from cyclegan.files import DiskFullError, atomic_write, atomic_write_bytes
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the record of what trained it (checkpoints.record)
 LAST = "last.pt"
 BEST = "best.pt"
 
@@ -37,13 +38,19 @@ class CheckpointWriteError(OSError):
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> Path:
-    """Atomically write `state` (plus the format version) to `path`."""
+    """Atomically write `state` (plus the format version) to `path`.
+
+    Serialised in memory first: its size is then known, and a disk without room for it is one
+    line (`DiskFullError`, naming the size and the free space) before anything is written.
+    """
     path = Path(path)
+    buffer = io.BytesIO()
+    torch.save({"format_version": FORMAT_VERSION, **state}, buffer)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return atomic_write(
-            path, lambda tmp: torch.save({"format_version": FORMAT_VERSION, **state}, tmp)
-        )
+        return atomic_write_bytes(path, buffer.getbuffer())
+    except DiskFullError as exc:
+        raise DiskFullError(path, exc.needed, "continue with resume=auto") from None
     except OSError as exc:
         raise CheckpointWriteError(
             f"could not write checkpoint '{path}' ({exc.strerror or exc}); the previous checkpoint "

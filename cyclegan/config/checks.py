@@ -1,11 +1,12 @@
-"""The value checks types cannot express: `validate(cfg)` rejects well-typed but unusable values
-with one line naming the key and the fix, before any data or model is built."""
+"""The value checks types cannot express, for the groups every method shares: `check_shared(cfg)`
+rejects well-typed but unusable values with one line naming the key and the fix, before any data
+or model is built. What a method owns (its `method` and `loss` keys) is checked against its code by
+`cyclegan.methods.settings`; `cyclegan.training.validation.validate` runs both."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 from cyclegan.data.spec import preprocessing_from_keys
@@ -23,19 +24,18 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def validate(cfg: Any) -> None:
+def check_shared(cfg: Any) -> None:
     """Reject unusable values with one line that names the key and what to use instead."""
     _check(
         isinstance(cfg.seed, int) and 0 <= cfg.seed < 2**63,
         f"seed={cfg.seed}: use a non-negative integer (e.g. seed=0)",
     )
     _validate_model(cfg.model)
-    _validate_method(cfg.method, cfg.model, cfg.dataset.img_size)
-    _validate_loss_and_optim(cfg.loss, cfg.optim)
+    _validate_optim(cfg.optim)
     _validate_schedule(cfg.schedule)
     _validate_dataset(cfg.dataset)
-    _validate_networks_for_size(cfg.model, cfg.dataset, cfg.loss)
-    _validate_channels(cfg.dataset, cfg.loss)
+    _validate_networks_for_size(cfg.model, cfg.dataset, cfg.loss.get("gan_mode"))
+    _validate_channels(cfg.dataset)
     _validate_trainer(cfg.trainer)
     _check(
         not cfg.trainer.device_cache or cfg.dataset.cache,
@@ -55,25 +55,11 @@ def validate(cfg: Any) -> None:
     )
 
 
-def _validate_method(method: Any, model: Any, img_size: int) -> None:
-    """A method class may check its own keys against the model and image size before any work:
-    a static `check_config(method, model, img_size)` raising ConfigError (CUT's: nce_layers,
-    num_patches, loss weights)."""
-    check = getattr(get_class(method._target_), "check_config", None)
-    if check is not None:
-        check(
-            OmegaConf.to_container(method, resolve=True),
-            OmegaConf.to_container(model, resolve=True),
-            img_size,
-        )
-
-
 def _validate_model(m: Any) -> None:
     _check(
         m.n_residual_blocks >= 0, f"model.n_residual_blocks={m.n_residual_blocks}: use 0 or more"
     )
     _check(m.ngf >= 1 and m.ndf >= 1, f"model.ngf={m.ngf}, model.ndf={m.ndf}: widths must be >= 1")
-    _check(m.channels >= 1, f"model.channels={m.channels}: must be >= 1")
     _check(m.init_gain > 0, f"model.init_gain={m.init_gain}: must be > 0")
     _check(m.n_layers_D >= 1, f"model.n_layers_D={m.n_layers_D}: must be >= 1 (default 3)")
     resnet = m.generator in (GeneratorKind.resnet, GeneratorKind.paper)
@@ -84,7 +70,7 @@ def _validate_model(m: Any) -> None:
     )
 
 
-def _validate_networks_for_size(m: Any, d: Any, loss: Any) -> None:
+def _validate_networks_for_size(m: Any, d: Any, gan_mode: Any) -> None:
     """The training crops fit the networks: a U-Net's multiple, the PatchGAN's depth; WGAN-GP's
     interpolates need real and buffer fakes of one size."""
     spec = preprocessing_from_keys(
@@ -102,7 +88,7 @@ def _validate_networks_for_size(m: Any, d: Any, loss: Any) -> None:
         f"{spec.mode} keeps each image's shape; use resize_and_crop, crop or scale_width_and_crop",
     )
     _check(
-        cropped or loss.gan_mode != GanMode.wgangp,
+        cropped or gan_mode != GanMode.wgangp,
         f"loss.gan_mode=wgangp interpolates real and past fake images, which needs one training "
         f"size, but dataset.preprocess={spec.mode} keeps each image's shape; use "
         "resize_and_crop, crop or scale_width_and_crop",
@@ -116,19 +102,7 @@ def _validate_networks_for_size(m: Any, d: Any, loss: Any) -> None:
         raise ConfigError(str(exc)) from None
 
 
-def _validate_loss_and_optim(loss: Any, o: Any) -> None:
-    _check(loss.lambda_cyc >= 0, f"loss.lambda_cyc={loss.lambda_cyc}: loss weights must be >= 0")
-    _check(loss.lambda_id >= 0, f"loss.lambda_id={loss.lambda_id}: loss weights must be >= 0")
-    _check(
-        loss.gan_mode != GanMode.wgangp or (loss.lambda_gp is not None and loss.lambda_gp > 0),
-        f"loss.gan_mode=wgangp needs a gradient-penalty weight, got loss.lambda_gp="
-        f"{loss.lambda_gp}; set loss.lambda_gp=10 (the WGAN-GP paper's) or choose another "
-        "loss.gan_mode",
-    )
-    _check(
-        loss.lambda_gp is None or loss.lambda_gp >= 0,
-        f"loss.lambda_gp={loss.lambda_gp}: must be >= 0",
-    )
+def _validate_optim(o: Any) -> None:
     _check(o.lr > 0, f"optim.lr={o.lr}: must be > 0")
     _check(
         len(o.betas) == 2 and all(0 <= b < 1 for b in o.betas),
@@ -180,16 +154,10 @@ def _validate_dataset(d: Any) -> None:
         )
 
 
-def _validate_channels(d: Any, loss: Any) -> None:
+def _validate_channels(d: Any) -> None:
     for key in ("channels_A", "channels_B"):
         value = getattr(d, key)
         _check(value in (1, 3), f"dataset.{key}={value}: use 1 (grayscale) or 3 (RGB)")
-    _check(
-        d.channels_A == d.channels_B or loss.lambda_id == 0,
-        f"loss.lambda_id={loss.lambda_id} needs dataset.channels_A == dataset.channels_B (the "
-        f"identity loss feeds B images to G_AB), got {d.channels_A} and {d.channels_B}; "
-        "set loss.lambda_id=0",
-    )
 
 
 def _validate_trainer(t: Any) -> None:
@@ -199,7 +167,6 @@ def _validate_trainer(t: Any) -> None:
         t.steps_per_epoch is None or t.steps_per_epoch >= 1,
         f"trainer.steps_per_epoch={t.steps_per_epoch}: use null (a full pass) or >= 1",
     )
-    _check(t.buffer_size >= 0, f"trainer.buffer_size={t.buffer_size}: must be >= 0")
     for key in ("log_every", "sample_every", "checkpoint_every", "eval_every"):
         value = getattr(t, key)
         _check(value >= 0, f"trainer.{key}={value}: must be >= 0 (0 disables)")

@@ -128,20 +128,9 @@ def first_job_overrides(overrides: list[str]) -> list[str]:
 
 def compose_first_job(conf_dir: Path, grid: str, overrides: list[str]) -> Any:
     """The composed config of the grid's first job (the same config groups train.py uses)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
+    from cyclegan.config.compose import compose_config
 
-    from cyclegan.config.schema import register_configs
-
-    register_configs()
-    GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-            return compose(
-                "config", overrides=[f"+experiment/sweeps={grid}", *first_job_overrides(overrides)]
-            )
-    finally:
-        GlobalHydra.instance().clear()
+    return compose_config([f"+experiment/sweeps={grid}", *first_job_overrides(overrides)])
 
 
 def check_ranking(

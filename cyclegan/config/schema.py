@@ -4,8 +4,8 @@ The dataclasses are registered in Hydra's ConfigStore as `schema`, the first ent
 `conf/config.yaml`'s defaults list, so every YAML option merges into a typed node: a misspelt key
 (`model.n_residual_block=6`) or a wrong type (`model.ngf=wide`) fails at composition, naming the key.
 They hold types only: every default lives once, in `conf/` (`group_defaults` reads a group's file
-for code that builds parts without Hydra). `validate()` then rejects values that are well-typed
-but unusable, before any data or model is built.
+for code that builds parts without Hydra). `cyclegan.training.validation.validate` then rejects
+values that are well-typed but unusable, before any data or model is built.
 """
 
 from __future__ import annotations
@@ -20,14 +20,10 @@ from omegaconf import MISSING, OmegaConf
 
 from cyclegan.data.transforms import Preprocess
 from cyclegan.errors import ConfigError
-from cyclegan.parts.losses.adversarial import GanMode
-from cyclegan.parts.networks.choices import GeneratorKind
-from cyclegan.parts.networks.init import InitType
-from cyclegan.parts.networks.norms import Norm
-from cyclegan.parts.networks.patchgan import DiscriminatorKind
+from cyclegan.parts.networks.spec import NetworkSpec
 from cyclegan.parts.schedule import Policy
 
-__all__ = ["CONF_DIR", "Config", "ConfigError", "TrainerConfig", "group_defaults", "validate"]
+__all__ = ["CONF_DIR", "Config", "ConfigError", "TrainerConfig", "group_defaults"]
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -35,25 +31,6 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 class CheckpointUnit(StrEnum):
     epoch = "epoch"
     step = "step"
-
-
-@dataclass
-class ModelConfig:
-    _target_: str = MISSING
-    generator: GeneratorKind = MISSING
-    discriminator: DiscriminatorKind = MISSING
-    n_residual_blocks: int = MISSING
-    n_layers_D: int = MISSING  # the n_layers discriminator's depth
-    ngf: int = MISSING  # generator width (channels after the first conv)
-    ndf: int = MISSING  # discriminator width
-    channels: int = MISSING
-    norm: Norm = MISSING
-    use_dropout: bool = MISSING
-    spectral_norm: bool = MISSING
-    init_type: InitType = MISSING
-    init_gain: float = MISSING
-    channels_A: int | None = MISSING  # per-domain channel counts (dataset.channels_A/B)
-    channels_B: int | None = MISSING
 
 
 @dataclass
@@ -77,15 +54,6 @@ class DatasetConfig:
 
 
 @dataclass
-class LossConfig:
-    _target_: str = MISSING
-    gan_mode: GanMode = MISSING
-    lambda_cyc: float = MISSING
-    lambda_id: float = MISSING
-    lambda_gp: float | None = MISSING
-
-
-@dataclass
 class OptimConfig:
     _target_: str = MISSING
     _partial_: bool = MISSING
@@ -101,7 +69,7 @@ class ScheduleConfig:
     _target_: str = MISSING
     policy: Policy = MISSING
     n_epochs: int = MISSING
-    decay_epoch: int = MISSING
+    decay_epoch: int | None = MISSING  # read by linear and cosine
 
 
 @dataclass
@@ -112,7 +80,6 @@ class TrainerConfig:
     batch_size: int = MISSING
     num_workers: int = MISSING
     steps_per_epoch: int | None = MISSING
-    buffer_size: int = MISSING
     log_every: int = MISSING
     sample_every: int = MISSING
     checkpoint_every: int = MISSING
@@ -143,10 +110,12 @@ class PathsConfig:
 
 @dataclass
 class Config:
-    method: Any = MISSING  # each method option has its own keys
-    model: ModelConfig = field(default_factory=ModelConfig)
+    # The method's own groups: each option has exactly the keys its method reads (checked against
+    # the method's and the loss's constructors by `validate`).
+    method: Any = MISSING
+    loss: Any = MISSING
+    model: NetworkSpec = MISSING  # the networks, typed by their spec
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
@@ -168,40 +137,22 @@ def register_configs() -> None:
     register_resolvers()
 
 
-SCHEMAS = {"trainer": TrainerConfig, "model": ModelConfig, "loss": LossConfig}
+SCHEMAS: dict[str, Any] = {"trainer": TrainerConfig, "model": NetworkSpec}
 
 
 def group_defaults(group: str, option: str = "default", **overrides: Any) -> Any:
-    """A group option's values from `conf/<group>/<option>.yaml`, typed by its schema, with
-    `overrides`: for code that builds parts without Hydra (tests, benchmarks, notebooks)."""
-    node = OmegaConf.merge(
-        OmegaConf.structured(SCHEMAS[group]),
-        OmegaConf.load(CONF_DIR / group / f"{option}.yaml"),
-        overrides,
-    )
-    return OmegaConf.to_object(node)
+    """A group option's values from `conf/<group>/<option>.yaml` (and the options of its group
+    it extends), with `overrides`: for code that builds parts without Hydra (tests, benchmarks,
+    notebooks). Typed groups (trainer, model) give their schema's object (`NetworkSpec`, ...);
+    the others a plain dict, `_target_` included."""
+    node = OmegaConf.merge(_option_values(group, option), overrides)
+    if group in SCHEMAS:
+        return OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(SCHEMAS[group]), node))
+    return OmegaConf.to_container(node, resolve=True)
 
 
-# Model keys renamed since a checkpoint may have been written: model.variant named both networks.
-_VARIANT_NETWORKS = {"resnet": ("resnet", "pytorch_gan"), "paper": ("paper", "basic")}
-
-
-def upgrade_saved_config(saved: Any) -> dict[str, Any]:
-    """A checkpoint's saved config in today's keys, so resuming compares like with like:
-    `model.variant` becomes `model.generator` + `model.discriminator`, `model.init_std` becomes
-    `model.init_gain` (same values, same networks)."""
-    config = dict(saved or {})
-    model = dict(config.get("model") or {})
-    if "variant" in model:
-        generator, discriminator = _VARIANT_NETWORKS[str(model.pop("variant"))]
-        model.setdefault("generator", generator)
-        model.setdefault("discriminator", discriminator)
-    if "init_std" in model:
-        model.setdefault("init_gain", model.pop("init_std"))
-    if model:
-        config["model"] = model
-    return config
-
-
-# The value checks live in their own module; `from cyclegan.config.schema import validate` keeps working.
-from cyclegan.config.checks import validate  # noqa: E402
+def _option_values(group: str, option: str) -> Any:
+    """An option's own keys over those of the same-group options its defaults list names."""
+    node = OmegaConf.load(CONF_DIR / group / f"{option}.yaml")
+    parents = [d for d in node.pop("defaults", []) if isinstance(d, str) and d != "_self_"]
+    return OmegaConf.merge(*(_option_values(group, p) for p in parents), node)

@@ -37,7 +37,7 @@ from cyclegan.evaluation.paired import PairedEvaluator
 from cyclegan.evaluation.report import format_evaluation
 from cyclegan.files import atomic_write
 from cyclegan.inference.cli import boolean, run_command
-from cyclegan.inference.importers import Direction, Format, build_generator, read_weights
+from cyclegan.inference.importers import Direction, Format, load_into_generator, read_weights
 from cyclegan.runtime.device import resolve_device
 
 # Named, not __name__: under `python -m cyclegan.evaluate` that is "__main__", outside our handler.
@@ -94,7 +94,7 @@ def _load_generators(
         wanted = [None]  # the one generator the file holds
     generators: dict[str, Any] = {"AtoB": None, "BtoA": None}
     for d in wanted:
-        loaded = build_generator(weights, d if d is not None else direction)
+        loaded = load_into_generator(weights, d if d is not None else direction)
         if loaded.direction is None:
             raise ValueError(
                 f"'{ckpt}' does not say which direction its generator translates; pass direction="

@@ -29,7 +29,7 @@ from cyclegan.inference.importers import (
     Direction,
     Format,
     LoadedGenerator,
-    build_generator,
+    load_into_generator,
     read_weights,
 )
 
@@ -109,7 +109,7 @@ def export(
         directions = [str(d) for d in weights.directions]
     written = []
     for direction in directions:
-        loaded = build_generator(weights, direction or None)
+        loaded = load_into_generator(weights, direction or None)
         name = loaded.direction.container_key if loaded.direction else "generator"
         path, _ = save_generator(loaded, output / f"{name}.safetensors")
         log.info(

@@ -2,8 +2,9 @@
 
 Four formats, told apart by their keys (or forced with `fmt=`):
 
-* ``checkpoint``: our training state, ``checkpoints/last.pt`` (the CycleGAN container's
-  ``G_AB.model...``/``G_BA.model...`` keys and the resolved ``config``); holds both directions.
+* ``checkpoint``: our training state, ``checkpoints/last.pt``: the file records what trained it
+  (`cyclegan.checkpoints.record`: the method, and for each direction its generator's module and
+  architecture), so CycleGAN's G_AB/G_BA and CUT's one-sided G are rebuilt from that record.
 * ``exported``: ``python -m cyclegan.export``'s ``G_AB.safetensors`` + ``G_AB.json``.
 * ``pytorch-gan``: PyTorch-GAN's ``G_AB_<epoch>.pth`` (residual blocks under ``block.``).
 * ``official``: junyanz/pytorch-CycleGAN-and-pix2pix's ``latest_net_G_A.pth`` and the released
@@ -14,7 +15,8 @@ Four formats, told apart by their keys (or forced with `fmt=`):
   released models): anti-aliased, told apart by its blur-filter buffers (``model.7.filt``, ...).
 
 CUT models (ours, trained with method=cut/fastcut, and the reference's) are one-sided: they hold
-the A -> B generator only, and asking for B -> A is a one-line error.
+the A -> B generator only, and asking for B -> A is a one-line error. Only foreign files (and bare
+state dicts of our network containers) are told apart by their keys.
 
 None of the foreign formats records its hyper-parameters, so the architecture is read off the keys
 and shapes: ``model.1.weight`` is (ngf, input channels, 7, 7), the last 7x7 conv is (output
@@ -40,6 +42,7 @@ import torch
 from torch import nn
 
 from cyclegan.checkpoints.file import CheckpointError, load_checkpoint
+from cyclegan.checkpoints.record import trained_by
 from cyclegan.inference.cut_weights import cut_generator_spec, fit_filters
 from cyclegan.inference.weights_file import load_state, strip_wrapper_prefixes, tensors_of
 from cyclegan.parts.networks.spec import UPSAMPLING, GeneratorSpec
@@ -84,6 +87,8 @@ class WeightsFile:
     directions: tuple[Direction, ...] = ()
     meta: dict[str, Any] = field(default_factory=dict)
     one_sided: bool = False  # a CUT model: A -> B only
+    # Our checkpoints: direction -> (the container's module, its generator's architecture).
+    translators: dict[Direction, tuple[str, GeneratorSpec]] = field(default_factory=dict)
 
 
 @dataclass
@@ -113,30 +118,49 @@ def read_weights(path: str | Path, fmt: str | Format = "auto") -> WeightsFile:
     state = load_state(path, "give a .pt/.pth/.safetensors generator file")
     if "format_version" in state and "model" in state:  # our training checkpoint
         state = load_checkpoint(path)  # the one reader of training state (format-version check)
-        return _from_container(path, dict(state["model"]), state.get("config"), state)
+        return _from_checkpoint(path, state)
     tensors = tensors_of(state)
-    if any(k.startswith(("G_AB.", "G_BA.")) for k in tensors):  # a bare container state dict
-        return _from_container(path, tensors, None, {})
+    if any(k.startswith(("G_AB.", "G_BA.")) for k in tensors):  # a bare CycleGAN container
+        translators = {
+            d: (d.container_key, infer_spec(_under(tensors, d.container_key))) for d in Direction
+        }
+        return WeightsFile(
+            path, Format.checkpoint, tensors, None, tuple(Direction), translators=translators
+        )
     detected = forced or _detect_foreign_format(path, tensors)
     if detected is Format.cut:  # CUT's G translates A -> B
         return WeightsFile(path, detected, tensors, None, (Direction.AtoB,), one_sided=True)
     return WeightsFile(path, detected, tensors)
 
 
-def _from_container(
-    path: Path, tensors: dict[str, torch.Tensor], config: Any, state: Mapping[str, Any]
-) -> WeightsFile:
-    spec = None
-    if isinstance(config, Mapping) and isinstance(config.get("model"), Mapping):
-        spec = GeneratorSpec.from_dict(config["model"])
-    meta = {"config": config} if config is not None else {}
-    for key in ("epoch", "step"):
-        if key in state:
-            meta[key] = state[key]
-    if any(k.startswith("G.") for k in tensors):  # method=cut/fastcut: G (A -> B), D, F
-        return WeightsFile(path, Format.checkpoint, tensors, spec, (Direction.AtoB,), meta, True)
+def _under(tensors: Mapping[str, torch.Tensor], module: str) -> dict[str, torch.Tensor]:
+    """The tensors of one module of a container (`G_AB.model.1.weight` -> `model.1.weight`)."""
+    prefix = module + "."
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def _from_checkpoint(path: Path, state: Mapping[str, Any]) -> WeightsFile:
+    """Our checkpoint, rebuilt from its record of what trained it."""
+    record = trained_by(state)
+    if record is None:
+        raise CheckpointError(
+            f"'{path}' records neither the method that trained it nor its config; it cannot be "
+            "rebuilt: use a checkpoint written by train.py"
+        )
+    translators = {
+        Direction.AtoB if d == "AB" else Direction.BtoA: (
+            str(t["module"]),
+            GeneratorSpec.from_dict(t["generator"]),
+        )
+        for d, t in record.translators.items()
+    }
+    meta = {k: state[k] for k in ("config", "epoch", "step") if k in state}
+    meta["method"] = record.name
+    directions = tuple(translators)
+    one_sided = Direction.BtoA not in translators
+    tensors = dict(state["model"])
     return WeightsFile(
-        path, Format.checkpoint, tensors, spec, (Direction.AtoB, Direction.BtoA), meta
+        path, Format.checkpoint, tensors, None, directions, meta, one_sided, translators
     )
 
 
@@ -272,10 +296,10 @@ def _select_direction(
         )
     if weights.format is Format.checkpoint:
         chosen = wanted or Direction.AtoB
-        prefix = "G." if weights.one_sided else chosen.container_key + "."
-        tensors = {k[len(prefix) :]: v for k, v in weights.tensors.items() if k.startswith(prefix)}
+        module = weights.translators[chosen][0]
+        tensors = _under(weights.tensors, module)
         if not tensors:
-            raise CheckpointError(f"'{weights.path}' holds no {chosen.container_key} weights")
+            raise CheckpointError(f"'{weights.path}' holds no {module} weights")
         return tensors, chosen
     held = weights.directions[0] if weights.directions else None
     if wanted is not None and held is not None and wanted is not held:
@@ -320,7 +344,7 @@ def _fit_block_names(
     return {pattern.sub(rf"\g<1>{want}.", k): v for k, v in tensors.items()}
 
 
-def build_generator(
+def load_into_generator(
     weights: WeightsFile,
     direction: str | Direction | None = None,
     **overrides: Any,
@@ -334,12 +358,14 @@ def build_generator(
     """
     tensors, chosen = _select_direction(weights, direction)
     tensors = strip_wrapper_prefixes(tensors)
-    if weights.spec is not None:
-        spec = weights.spec
-        # A config names one channel count for the model (or channels_A/B, which this generator
-        # uses in one direction or the other); the weights say exactly which, so they decide.
+    if weights.format is Format.checkpoint and chosen is not None:
+        spec = weights.translators[chosen][1]  # the record's architecture
+        # Format-1 files record one channel count for the model (or channels_A/B, which this
+        # generator uses one way or the other); the weights say exactly which, so they decide.
         in_channels, out_channels = io_channels(tensors)
         spec = replace(spec, channels=in_channels, out_channels=out_channels)
+    elif weights.spec is not None:
+        spec = weights.spec
     elif weights.format is Format.cut:
         spec = GeneratorSpec(**cut_generator_spec(tensors, weights.path))
     else:
@@ -376,5 +402,5 @@ def load_generator(
     fmt: str | Format = "auto",
     **overrides: Any,
 ) -> LoadedGenerator:
-    """`read_weights` + `build_generator`: the one call translate and evaluate make."""
-    return build_generator(read_weights(path, fmt), direction, **overrides)
+    """`read_weights` + `load_into_generator`: the one call translate and evaluate make."""
+    return load_into_generator(read_weights(path, fmt), direction, **overrides)

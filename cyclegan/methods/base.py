@@ -1,26 +1,63 @@
 """What the training loop needs of a training algorithm, and the parts every algorithm shares.
 
-A method owns its networks (one `nn.Module` container, saved as the checkpoint's `model`), its
-optimizers with one LR scheduler each, and whatever else it keeps between steps (replay buffers,
-random generators). The loop calls, in this order: `start(steps_per_epoch)`, then per batch
-`to_device(batch)`, `training_step(batch)` and `after_step()`; it reads `translators()` for
-evaluation and sample grids, and `state_dict()` / `rank_state()` for checkpoints.
+A method owns its networks (one `nn.Module` container, saved as the checkpoint's `model`, built by
+the method from the `model` group's `NetworkSpec`), its loss (the `loss` group, one class per
+method: `loss_type`), its own settings (the `method` group: the constructor's keyword arguments
+beyond the builder's), its optimizers with one LR scheduler each, and whatever else it keeps
+between steps (replay buffers, random generators). The loop calls, in this order:
+`start(steps_per_epoch)`, then per batch `to_device(batch)`, `training_step(batch)` and
+`after_step()`; it reads `translators()` for evaluation and sample grids, and `state_dict()` /
+`rank_state()` for checkpoints. `record()` says what trained a checkpoint (method, networks,
+translators), so the inference tools rebuild its generators without guessing.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from cyclegan.errors import ConfigError
+from cyclegan.parts.networks.spec import NetworkSpec
 from cyclegan.parts.schedule import LRMultiplier
+from cyclegan.runtime.activation_checkpointing import enable_activation_checkpointing
 from cyclegan.runtime.device import Precision
+from cyclegan.runtime.strategy import SingleProcess
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 Batch = Mapping[str, torch.Tensor]
+
+# The builder passes these to every method; the method group's keys are the other arguments.
+BUILDER_ARGUMENTS = frozenset(
+    {"networks", "loss", "optimizer", "lr_rule", "channels", "execution", "seed"}
+)
+OPTIONAL_FEATURES = ("compile", "cuda_graphs")  # execution features a method may not support
+
+
+@dataclass(frozen=True)
+class Execution:
+    """How a method's steps run (the trainer group's keys): the same math in every setting."""
+
+    device: torch.device
+    precision: str
+    channels_last: bool
+    compile: bool
+    compile_mode: str
+    cuda_graphs: bool
+    activation_checkpointing: bool
+    strategy: SingleProcess
+
+    @classmethod
+    def plain(cls, device: torch.device | str = "cpu", **changes: Any) -> Execution:
+        """fp32, eager, one process: for code that builds a method without the trainer group."""
+        plain = cls(
+            torch.device(device), "32", False, False, "default", False, False, SingleProcess()
+        )
+        return replace(plain, **changes)
 
 
 def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:
@@ -33,32 +70,67 @@ def set_requires_grad(modules: Iterable[nn.Module], flag: bool) -> None:
 class TrainingMethod(ABC):
     """Optimizers, per-step LR schedules, precision and state handling shared by all methods.
 
-    Subclasses build their networks, call `add_optimizer` for each, and implement
-    `training_step`, `translators` and (if they keep per-rank state) `rank_state`.
+    Subclasses set `name`, `loss_type` and `features` (the optional execution features they
+    support), build their network container and pass it here, call `add_optimizer` for each
+    optimizer, and implement `training_step`, `translators` and (if they keep per-rank state)
+    `rank_state`.
     """
 
+    name: ClassVar[str]  # what checkpoints record (`method=` option family)
+    loss_type: ClassVar[type[nn.Module]]  # the loss group's class this method takes
+    features: ClassVar[frozenset[str]] = frozenset()  # of OPTIONAL_FEATURES
+    directions: ClassVar[tuple[str, ...]]  # what translators() returns: "AB", "BA"
+    loss_names: ClassVar[tuple[str, ...]]  # what training_step returns
     progress_keys: tuple[str, ...] = ("loss_G", "loss_D")  # shown on the progress bar
 
     def __init__(
         self,
         networks: nn.Module,
-        make_optimizer: OptimizerFactory,
+        spec: NetworkSpec,
+        channels: tuple[int, int],
+        optimizer: OptimizerFactory,
         lr_rule: LRMultiplier,
-        device: torch.device,
-        precision: str = "32",
-        channels_last: bool = False,
+        execution: Execution,
     ) -> None:
-        self.model = networks.to(device)
-        if channels_last:
+        self.check_features(execution)
+        if execution.activation_checkpointing:  # before any wrapping: DDP and compile see it
+            enable_activation_checkpointing(networks)
+        self.model = networks.to(execution.device)
+        if execution.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.device = device
-        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.precision = Precision(precision, device)
+        self.spec, self.channels, self.execution = spec, channels, execution
+        self.device = execution.device
+        self.memory_format = (
+            torch.channels_last if execution.channels_last else torch.contiguous_format
+        )
+        self.precision = Precision(execution.precision, execution.device)
         self.scaler = self.precision.scaler
-        self.make_optimizer = make_optimizer
+        self.make_optimizer = optimizer
         self.lr_rule = lr_rule
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
+
+    @staticmethod
+    def check_settings(
+        settings: Mapping[str, Any],
+        loss: Any,
+        networks: NetworkSpec,
+        channels: tuple[int, int],
+        img_size: int | None,
+    ) -> None:
+        """The method's own rules beyond keys and types, before any work (one-line ConfigError);
+        `cyclegan.methods.settings.check_method` calls it. None by default."""
+        return None
+
+    @classmethod
+    def check_features(cls, execution: Any) -> None:
+        """One line naming the method and the key for an execution feature it cannot use."""
+        for feature in OPTIONAL_FEATURES:
+            if getattr(execution, feature) and feature not in cls.features:
+                raise ConfigError(
+                    f"trainer.{feature}=true is not supported by method={cls.name}; set "
+                    f"trainer.{feature}=false"
+                )
 
     def add_optimizer(self, name: str, parameters: Iterable[nn.Parameter]) -> torch.optim.Optimizer:
         """An optimizer (from the configured factory) with its LR schedule, saved under `name`."""
@@ -119,6 +191,7 @@ class TrainingMethod(ABC):
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
             "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
             "scaler": self.scaler.state_dict(),  # {} unless trainer.precision=16-mixed
+            "method": self.record(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -132,6 +205,26 @@ class TrainingMethod(ABC):
             sched.load_state_dict({**state["schedulers"][name], "lr_lambdas": [None]})
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+
+    def record(self) -> dict[str, Any]:
+        """What trained this model, as a checkpoint keeps it: the method, its networks, and each
+        translator's module name and architecture (what translate/export/evaluate rebuild)."""
+        names = {id(module): name for name, module in self.model.named_children()}
+        a, b = self.channels
+        io = {"AB": (a, b), "BA": (b, a)}
+        return {
+            "name": self.name,
+            "target": f"{type(self).__module__}.{type(self).__qualname__}",
+            "networks": self.spec.to_dict(),
+            "channels": {"A": a, "B": b},
+            "translators": {
+                direction: {
+                    "module": names[id(module)],
+                    "generator": self.spec.generator_spec(*io[direction]).to_dict(),
+                }
+                for direction, module in self.translators().items()
+            },
+        }
 
     def rank_state(self) -> dict[str, Any]:
         """State that differs between DDP ranks: {"buffers": ..., "rng": {name: generator state}}."""

@@ -27,16 +27,24 @@ per network, max-autotune: tuned kernels after a long compilation).
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
 from cyclegan.errors import ConfigError
-from cyclegan.methods.base import Batch, OptimizerFactory, TrainingMethod, set_requires_grad
+from cyclegan.methods.base import (
+    Batch,
+    Execution,
+    OptimizerFactory,
+    TrainingMethod,
+    set_requires_grad,
+)
+from cyclegan.methods.cyclegan_networks import CycleGANNetworks
 from cyclegan.parts.losses.cyclegan import CycleGANLoss
-from cyclegan.parts.networks.resnet import CycleGAN as CycleGANNetworks
-from cyclegan.parts.networks.resnet import count_parameters
+from cyclegan.parts.networks.factory import count_parameters
+from cyclegan.parts.networks.spec import NetworkSpec
 from cyclegan.parts.replay_buffer import DeviceReplayBuffer, ReplayBuffer
 from cyclegan.parts.schedule import LRMultiplier
 from cyclegan.runtime.cuda_graphs import CapturedStep
@@ -104,44 +112,52 @@ class GeneratorPair(nn.Module):
 
 
 class CycleGAN(TrainingMethod):
-    """The CycleGAN training algorithm over a `cyclegan.parts.networks.resnet.CycleGAN` network container."""
+    """The CycleGAN training algorithm over its `CycleGANNetworks` (G_AB, G_BA, D_A, D_B)."""
 
+    name = "cyclegan"
+    loss_type = CycleGANLoss
+    features = frozenset({"compile", "cuda_graphs"})
+    directions = ("AB", "BA")
+    loss_names = (
+        "loss_G", "loss_GAN", "loss_cycle", "loss_identity", "loss_D_A", "loss_D_B", "loss_D",
+    )  # fmt: skip
     progress_keys = ("loss_G", "loss_D", "loss_cycle")
 
     def __init__(
         self,
-        networks: CycleGANNetworks,
-        criterion: CycleGANLoss,
-        make_optimizer: OptimizerFactory,
+        *,
+        networks: NetworkSpec,
+        loss: CycleGANLoss,
+        optimizer: OptimizerFactory,
         lr_rule: LRMultiplier,
-        device: torch.device,
-        buffer_size: int = 50,
-        precision: str = "32",
-        compile: bool = False,
-        channels_last: bool = False,
-        strategy: SingleProcess | None = None,
-        seed: int = 0,
-        compile_mode: str = "default",
-        cuda_graphs: bool = False,
+        channels: tuple[int, int],
+        execution: Execution,
+        seed: int,
+        buffer_size: int,
         device_buffers: bool | None = None,
     ) -> None:
-        strategy = strategy or SingleProcess()
-        _check_graph_settings(cuda_graphs, device, precision, strategy)
-        super().__init__(networks, make_optimizer, lr_rule, device, precision, channels_last)
-        m = self.model
-        self.criterion = criterion
+        """`buffer_size`: the method's own setting (method.buffer_size: past fakes shown to each
+        discriminator); the others come from the builder. `device_buffers` (tests): force the
+        replay buffers' kind (None: on the device on GPUs)."""
+        self.check_settings({"buffer_size": buffer_size}, loss, networks, channels, None)
+        ex, device = execution, execution.device
+        _check_graph_settings(ex.cuda_graphs, device, ex.precision, ex.strategy)
+        container = CycleGANNetworks(networks, *channels)
+        super().__init__(container, networks, channels, optimizer, lr_rule, execution)
+        m, strategy = self.model, ex.strategy
+        self.criterion = loss
         # Compiled wrappers share the modules' parameters, so state dicts keep their plain keys
         # and checkpoints stay interchangeable with eager runs.
         nets = (m.G_AB, m.G_BA, m.D_A, m.D_B)
         self.nets = (
-            tuple(torch.compile(net, mode=compile_mode) for net in nets) if compile else nets
+            tuple(torch.compile(net, mode=ex.compile_mode) for net in nets) if ex.compile else nets
         )
         # The generator pair and each discriminator are what DDP wraps (wrapping copies rank 0's
         # weights to every rank). The generator update calls the plain discriminators: frozen
         # there, they only pass gradient to their input.
-        batched = getattr(networks, "generators_per_image", True)  # False with batch norm
-        self.generators = strategy.wrap(GeneratorPair(self.nets[0], self.nets[1], batched), device)
-        self.joint_D = getattr(networks, "discriminators_per_image", True)
+        pair = GeneratorPair(self.nets[0], self.nets[1], m.generators_per_image)
+        self.generators = strategy.wrap(pair, device)
+        self.joint_D = m.discriminators_per_image  # False with batch norm
         self.discriminators = (
             strategy.wrap(self.nets[2], device),
             strategy.wrap(self.nets[3], device),
@@ -153,10 +169,28 @@ class CycleGAN(TrainingMethod):
             buffer_size, device, device_buffers, strategy.seed(seed) + 1
         )
         self.graph: CapturedStep | None = None
-        if cuda_graphs:
+        if ex.cuda_graphs:
             self.precision.cache_enabled = False  # autocast's weight cache cannot be replayed
             self._make_capturable()
             self.graph = CapturedStep(self.update, generators=(self.buffer_rng,))
+
+    @staticmethod
+    def check_settings(
+        settings: Mapping[str, Any],
+        loss: CycleGANLoss,
+        networks: NetworkSpec,
+        channels: tuple[int, int],
+        img_size: int | None,
+    ) -> None:
+        """The replay buffer's size, and the identity loss across channel counts."""
+        if settings["buffer_size"] < 0:
+            raise ConfigError(f"method.buffer_size={settings['buffer_size']}: must be >= 0")
+        if loss.lambda_id > 0 and channels[0] != channels[1]:
+            raise ConfigError(
+                f"loss.lambda_id={loss.lambda_id} needs dataset.channels_A == dataset.channels_B "
+                f"(the identity loss feeds B images to G_AB), got {channels[0]} and "
+                f"{channels[1]}; set loss.lambda_id=0"
+            )
 
     def training_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         """`update`, or under `cuda_graphs` the replay of its recorded kernels."""

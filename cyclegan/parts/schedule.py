@@ -25,10 +25,13 @@ class LRMultiplier:
     optimizer steps once the trainer sets `steps_per_epoch` to its epoch length.
     """
 
-    def __init__(self, policy: str | Policy, n_epochs: int, decay_epoch: int) -> None:
+    def __init__(self, policy: str | Policy, n_epochs: int, decay_epoch: int | None) -> None:
+        """`decay_epoch` is read by linear and cosine only (the constant schedule has none)."""
         if n_epochs < 1:
             raise ValueError(f"schedule.n_epochs must be >= 1, got {n_epochs}")
-        if not 0 <= decay_epoch < n_epochs:
+        if Policy(policy) is Policy.constant:
+            decay_epoch = n_epochs  # never decays
+        elif decay_epoch is None or not 0 <= decay_epoch < n_epochs:
             raise ValueError(
                 f"schedule.decay_epoch must be in [0, n_epochs), got decay_epoch={decay_epoch} "
                 f"with n_epochs={n_epochs}; lower decay_epoch or raise n_epochs"

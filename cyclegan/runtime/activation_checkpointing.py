@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from cyclegan.parts.networks.resnet import ResidualBlock, ResnetBlock
+from cyclegan.parts.networks.resnet import ResidualBlock
 
 __all__ = [
     "DEFAULT_BLOCK_TYPES",
@@ -35,7 +35,7 @@ __all__ = [
     "is_checkpointed",
 ]
 
-DEFAULT_BLOCK_TYPES: tuple[type[nn.Module], ...] = (ResidualBlock, ResnetBlock)
+DEFAULT_BLOCK_TYPES: tuple[type[nn.Module], ...] = (ResidualBlock,)  # every ResNet generator's
 
 
 def _checkpointed_forward(module: nn.Module, *args: torch.Tensor) -> torch.Tensor:

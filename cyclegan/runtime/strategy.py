@@ -212,7 +212,7 @@ class DistributedDataParallel(SingleProcess):
         return f" x {self.world_size} processes (DDP, global batch {batch_size * self.world_size})"
 
 
-def make_strategy(name: str, env: Mapping[str, str]) -> SingleProcess:
+def build_strategy(name: str, env: Mapping[str, str]) -> SingleProcess:
     """trainer.strategy (auto | single | ddp) and the launcher's environment -> the strategy."""
     return strategy_for(resolve_place(name, env))
 

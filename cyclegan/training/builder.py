@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from cyclegan.checkpoints.file import check_resume_config, find_resume_checkpoint, load_checkpoint
+from cyclegan.checkpoints.record import check_same_method, upgrade_saved_config
 from cyclegan.config.preflight import metric_problem
-from cyclegan.config.schema import upgrade_saved_config, validate
 from cyclegan.data.builders import build_train_loader, load_test_images, prepare_dataset
 from cyclegan.data.device_cache import DeviceBatches
 from cyclegan.data.spec import DatasetSpec
@@ -27,13 +27,13 @@ from cyclegan.evaluation.ranking import fid_enabled
 from cyclegan.evaluation.report import format_evaluation
 from cyclegan.files import write_json
 from cyclegan.loggers.basic import NullLogger
-from cyclegan.methods.base import TrainingMethod
-from cyclegan.runtime.activation_checkpointing import enable_activation_checkpointing
+from cyclegan.methods.base import Execution, TrainingMethod
 from cyclegan.runtime.device import configure_backends, resolve_device, seed_everything
-from cyclegan.runtime.strategy import SingleProcess, make_strategy
+from cyclegan.runtime.strategy import SingleProcess, build_strategy
 from cyclegan.training.exit_policy import OutputDirError
 from cyclegan.training.loop import TrainingLoop
 from cyclegan.training.signals import Preempted
+from cyclegan.training.validation import network_spec, validate
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def train(cfg: DictConfig) -> float | None:
     """
     validate(cfg)
     warn_if_metric_missing(cfg)
-    strategy = make_strategy(cfg.trainer.strategy, os.environ)
+    strategy = build_strategy(cfg.trainer.strategy, os.environ)
     device = strategy.device(resolve_device(cfg.trainer.device))
     with strategy.session(device):
         return _train(cfg, strategy, device)
@@ -128,21 +128,35 @@ def build_logger(cfg: DictConfig, run_dir: Path, resolved: dict[str, Any]) -> An
     return make(run_dir=run_dir, config=resolved, resume=resuming)
 
 
-def build_method(cfg: DictConfig, device: torch.device, strategy: SingleProcess) -> TrainingMethod:
-    """The training algorithm (method group) over its networks (model) and losses (loss)."""
-    networks = instantiate(cfg.model)
-    if cfg.trainer.activation_checkpointing:  # before any wrapping: DDP and compile see it
-        enable_activation_checkpointing(networks)
-    return instantiate(
-        cfg.method,
-        networks=networks,
-        criterion=instantiate(cfg.loss),
-        # _convert_="all": plain lists in the optimizer state, so checkpoints load with weights_only.
-        make_optimizer=instantiate(cfg.optim, _convert_="all"),
-        lr_rule=instantiate(cfg.schedule),
+def build_method(
+    cfg: DictConfig, device: torch.device, strategy: SingleProcess, **hooks: Any
+) -> TrainingMethod:
+    """The training algorithm (method group), which builds its own networks from the model group
+    and takes its loss (loss group); the trainer group says how its steps execute. `hooks` go to
+    the method's constructor as they are (benchmarks: CycleGAN's `device_buffers`)."""
+    execution = Execution(
         device=device,
+        precision=cfg.trainer.precision,
+        channels_last=cfg.trainer.channels_last,
+        compile=cfg.trainer.compile,
+        compile_mode=cfg.trainer.compile_mode,
+        cuda_graphs=cfg.trainer.cuda_graphs,
+        activation_checkpointing=cfg.trainer.activation_checkpointing,
         strategy=strategy,
+    )
+    settings = OmegaConf.to_container(cfg.method, resolve=True)
+    method_class = get_class(str(settings.pop("_target_")))  # type: ignore[union-attr]
+    return method_class(
+        **settings,  # the method's own keys (conf/method/<option>.yaml)
+        networks=network_spec(cfg),
+        loss=instantiate(cfg.loss),
+        # _convert_="all": plain lists in the optimizer state, so checkpoints load with weights_only.
+        optimizer=instantiate(cfg.optim, _convert_="all"),
+        lr_rule=instantiate(cfg.schedule),
+        channels=(cfg.dataset.channels_A, cfg.dataset.channels_B),
+        execution=execution,
         seed=cfg.seed,
+        **hooks,
     )
 
 
@@ -205,6 +219,7 @@ def resume_if_asked(
             )
         return
     state = load_checkpoint(resume_from)
+    check_same_method(state, loop.method, resume_from)
     check_resume_config(upgrade_saved_config(state.get("config", {})), resolved, resume_from)
     loop.load_state_dict(state)
     log.info("resumed from %s at epoch %d, step %d", resume_from, loop.epoch, loop.step)

@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 from cyclegan.checkpoints.file import CheckpointError, CheckpointWriteError
 from cyclegan.data.folder import DatasetNotFoundError, UnreadableImageError
 from cyclegan.errors import ConfigError
+from cyclegan.files import DiskFullError, free_bytes, is_disk_full
 
 log = logging.getLogger("cyclegan.training.builder")
 
@@ -33,6 +35,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     UnreadableImageError,
     CheckpointError,
     CheckpointWriteError,
+    DiskFullError,
     OutputDirError,
     FileExistsError,
 )
@@ -49,6 +52,12 @@ def exit_on_failure() -> Iterator[None]:
     except USER_ERRORS as exc:
         log.error("%s", exc)
         raise _stop(exc, EXIT_USER_ERROR) from None
+    except OSError as exc:
+        if not is_disk_full(exc):
+            raise
+        line = disk_full_line(exc)
+        log.error("%s", line)
+        raise _stop(DiskFullError(Path(exc.filename or "."), None), EXIT_USER_ERROR) from None
     except NonFiniteLossError as exc:
         log.error("%s", exc)
         raise _stop(exc, EXIT_NON_FINITE) from None
@@ -66,3 +75,14 @@ def _stop(exc: Exception, code: int) -> BaseException:
 
     in_multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     return exc if in_multirun else SystemExit(code)
+
+
+def disk_full_line(exc: OSError) -> str:
+    """A full disk met by a write that does not check first (a log line, a sample grid)."""
+    where = Path(exc.filename) if exc.filename else Path.cwd()
+    folder = where.parent if not where.is_dir() else where
+    return (
+        f"the disk is full: could not write '{where}' ({free_bytes(folder) / 1024**2:.1f} MB free "
+        "there); free some space (checkpoints already written are intact) and continue with "
+        "resume=auto"
+    )

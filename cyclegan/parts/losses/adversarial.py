@@ -55,7 +55,7 @@ def parse_gan_mode(gan_mode: str | GanMode) -> GanMode:
 class AdversarialLoss(nn.Module):
     """The generator's and the discriminator's adversarial losses for one `gan_mode`."""
 
-    def __init__(self, gan_mode: str | GanMode = GanMode.lsgan, lambda_gp: float | None = 10.0):
+    def __init__(self, gan_mode: str | GanMode, lambda_gp: float | None) -> None:
         super().__init__()
         self.gan_mode = parse_gan_mode(gan_mode)
         if lambda_gp is not None and lambda_gp < 0:
@@ -107,7 +107,12 @@ class AdversarialLoss(nn.Module):
         penalty: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """L_D from D's scores; `penalty` is GP already weighted by lambda_gp (wgangp only)."""
-        loss = self.real_term(pred_real) + self.fake_term(pred_fake)
+        return self._combine(self.real_term(pred_real), self.fake_term(pred_fake), penalty)
+
+    def _combine(
+        self, real_term: torch.Tensor, fake_term: torch.Tensor, penalty: torch.Tensor | None
+    ) -> torch.Tensor:
+        loss = real_term + fake_term
         if self.uses_penalty:
             if penalty is None:
                 raise ValueError(
@@ -174,7 +179,19 @@ class AdversarialLoss(nn.Module):
         generator: torch.Generator | None = None,
         joint: bool = False,
     ) -> torch.Tensor:
-        """L_D for one discriminator: scores real and (detached) fake, adds the penalty if any.
+        """L_D for one discriminator (`discriminator_terms`' ``loss_D``)."""
+        return self.discriminator_terms(D, real, fake, generator, joint)["loss_D"]
+
+    def discriminator_terms(
+        self,
+        D: Discriminator,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        generator: torch.Generator | None = None,
+        joint: bool = False,
+    ) -> dict[str, torch.Tensor]:
+        """L_D for one discriminator and its terms: scores real and (detached) fake, adds the
+        penalty if any. {"loss_D", "loss_D_real", "loss_D_fake"} (the terms before the 1/2).
 
         `joint=False` scores real, fake (and the interpolates) in separate calls, as the official
         code does: required with batch norm, whose statistics would otherwise mix real and fake.
@@ -185,11 +202,18 @@ class AdversarialLoss(nn.Module):
         fake = fake.detach()
         if not joint:
             penalty = self.gradient_penalty(D, real, fake, generator) if self.uses_penalty else None
-            return self.discriminator(D(real), D(fake), penalty)
-        batch = [real, fake]
-        if self.uses_penalty:
-            x_hat = self.interpolates(real, fake, generator)
-            batch.append(x_hat.to(real.dtype))
-        scores = D(torch.cat(batch)).split(real.shape[0])
-        penalty = self.penalty_from(scores[2], x_hat) if self.uses_penalty else None
-        return self.discriminator(scores[0], scores[1], penalty)
+            pred_real, pred_fake = D(real), D(fake)
+        else:
+            batch = [real, fake]
+            if self.uses_penalty:
+                x_hat = self.interpolates(real, fake, generator)
+                batch.append(x_hat.to(real.dtype))
+            scores = D(torch.cat(batch)).split(real.shape[0])
+            pred_real, pred_fake = scores[0], scores[1]
+            penalty = self.penalty_from(scores[2], x_hat) if self.uses_penalty else None
+        real_term, fake_term = self.real_term(pred_real), self.fake_term(pred_fake)
+        return {
+            "loss_D": self._combine(real_term, fake_term, penalty),
+            "loss_D_real": real_term,
+            "loss_D_fake": fake_term,
+        }

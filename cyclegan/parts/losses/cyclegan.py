@@ -5,7 +5,7 @@
 
 The adversarial terms follow `loss.gan_mode` (lsgan, the seed's; vanilla; hinge; wgangp with its
 gradient penalty weighted by `loss.lambda_gp`): equations in `cyclegan.parts.losses.adversarial`.
-`lambda_id` is an absolute weight here, as in PyTorch-GAN (default 5 with lambda_cyc 10). The
+`lambda_id` is an absolute weight here, as in PyTorch-GAN (5 with lambda_cyc 10 by default). The
 original paper's code instead multiplies its `lambda_identity` (0.5) by lambda_cyc, which is the
 same 5 at the defaults but changes with lambda_cyc.
 """
@@ -27,17 +27,13 @@ class CycleGANLoss(nn.Module):
     """The adversarial, cycle-consistency and identity terms, and their weighted sum."""
 
     def __init__(
-        self,
-        gan_mode: str | GanMode = GanMode.lsgan,
-        lambda_cyc: float = 10.0,
-        lambda_id: float = 5.0,
-        lambda_gp: float | None = 10.0,
+        self, gan_mode: str | GanMode, lambda_gp: float | None, lambda_cyc: float, lambda_id: float
     ) -> None:
+        """Values: conf/loss/cyclegan.yaml (`loss=cyclegan`, picked by method=cyclegan)."""
         super().__init__()
-        if lambda_cyc < 0 or lambda_id < 0:
-            raise ValueError(
-                f"loss weights must be >= 0, got lambda_cyc={lambda_cyc}, lambda_id={lambda_id}"
-            )
+        for name, value in (("lambda_cyc", lambda_cyc), ("lambda_id", lambda_id)):
+            if not value >= 0:  # also catches NaN
+                raise ValueError(f"loss.{name}={value}: loss weights must be >= 0")
         self.adversarial = AdversarialLoss(gan_mode, lambda_gp)
         self.gan_mode = self.adversarial.gan_mode
         self.lambda_cyc = float(lambda_cyc)

@@ -28,6 +28,14 @@ from cyclegan.errors import ConfigError
 
 CUT_NCE_LAYERS = (0, 4, 8, 12, 16)  # the reference's --nce_layers default (CUT's ResNet generator)
 
+# The layers that tap the same places as CUT's 0,4,8,12,16 (padded input, the two downsampling convs
+# before their norm, residual blocks 1 and 5) in each tappable generator (`model.generator`).
+DEFAULT_NCE_LAYERS = {
+    "cut": CUT_NCE_LAYERS,
+    "resnet": (0, 4, 7, 10, 14),
+    "paper": (0, 4, 7, 10, 14),
+}
+
 
 class NCEConfigError(ConfigError):
     """An NCE setting that cannot work with the generator or the images (nce_layers, num_patches...)."""
@@ -126,19 +134,16 @@ def feature_shapes(
     return [shapes[i] for i in layers]
 
 
-def check_num_patches(
+def layers_with_fewer_positions(
     shapes: Sequence[tuple[int, int, int]], layers: Sequence[int], num_patches: int
-) -> None:
-    """One-line error if a tapped feature map has fewer positions than `num_patches`.
+) -> dict[int, int]:
+    """{layer: positions} for the tapped maps with fewer than `num_patches` positions: those
+    layers use all their positions (the reference's min(num_patches, H*W)); the method logs it.
 
-    The reference silently takes min(num_patches, H*W) there, which changes the number of
-    negatives per layer without telling; here the user picks a smaller num_patches or larger crops.
+    `num_patches` itself must be a positive integer (a one-line error otherwise).
     """
     if isinstance(num_patches, bool) or not isinstance(num_patches, int) or num_patches < 1:
-        raise NCEConfigError(f"num_patches must be a positive integer, got {num_patches!r}")
-    for layer, (_, h, w) in zip(layers, shapes, strict=True):
-        if h * w < num_patches:
-            raise NCEConfigError(
-                f"num_patches={num_patches} exceeds the {h}x{w}={h * w} positions of the feature "
-                f"map at nce layer {layer}; lower num_patches to <= {h * w} or use larger crops"
-            )
+        raise NCEConfigError(f"method.num_patches must be a positive integer, got {num_patches!r}")
+    return {
+        layer: h * w for layer, (_, h, w) in zip(layers, shapes, strict=True) if h * w < num_patches
+    }

@@ -45,20 +45,12 @@ def l2_normalize(x: torch.Tensor) -> torch.Tensor:
 def draw_patch_ids(
     shapes: Sequence[tuple[int, int]], num_patches: int, generator: torch.Generator
 ) -> list[torch.Tensor]:
-    """For each (H, W), the first `num_patches` entries of a random permutation of 0..H*W-1.
-
-    One draw per layer, in layer order, from `generator` (on the CPU, so the ids do not depend on
-    the device the features live on). Positions are distinct within a layer.
+    """For each (H, W), the first min(num_patches, H*W) entries of a random permutation of
+    0..H*W-1: a map with fewer positions than num_patches gives all of them, in random order (the
+    reference's rule). One draw per layer, in layer order, from `generator` (on the CPU, so the
+    ids do not depend on the device the features live on). Positions are distinct within a layer.
     """
-    ids = []
-    for h, w in shapes:
-        if h * w < num_patches:
-            raise NCEConfigError(
-                f"num_patches={num_patches} exceeds the {h}x{w}={h * w} positions of a feature "
-                f"map; lower num_patches to <= {h * w} or use larger crops"
-            )
-        ids.append(torch.randperm(h * w, generator=generator)[:num_patches])
-    return ids
+    return [torch.randperm(h * w, generator=generator)[:num_patches] for h, w in shapes]
 
 
 def ids_on(ids: torch.Tensor, device: torch.device) -> torch.Tensor:

@@ -32,41 +32,7 @@ from cyclegan.parts.nce.feature_taps import (
     tap_features,
 )
 from cyclegan.parts.networks.antialias import Downsample, Upsample
-
-
-def init_xavier_normal(module: nn.Module, gain: float = 0.02) -> None:
-    """CUT's ``init_type='xavier'``: xavier_normal(gain) on conv/linear weights, zero biases.
-
-    Filters of the blur modules are buffers, not weights, so they are left as they are.
-    """
-    for m in module.modules():
-        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
-            nn.init.xavier_normal_(m.weight, gain=gain)
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-
-
-class ResnetBlock(nn.Module):
-    """x + F(x), F = [pad, conv3x3, IN, ReLU, pad, conv3x3, IN] under `conv_block` (the reference's).
-
-    The official CycleGAN block (`cyclegan.parts.networks.resnet.ResnetBlock`) has the same layout; this copy keeps
-    `cyclegan.parts.networks` free of imports from `cyclegan.parts.networks.resnet`, which builds on it.
-    """
-
-    def __init__(self, channels: int) -> None:
-        super().__init__()
-        self.conv_block = nn.Sequential(
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3),
-            nn.InstanceNorm2d(channels),
-            nn.ReLU(inplace=True),
-            nn.ReflectionPad2d(1),
-            nn.Conv2d(channels, channels, 3),
-            nn.InstanceNorm2d(channels),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv_block(x)
+from cyclegan.parts.networks.resnet import ResidualBlock
 
 
 class CUTResnetGenerator(nn.Module):
@@ -88,7 +54,7 @@ class CUTResnetGenerator(nn.Module):
             raise ValueError(f"ngf and channel counts must be >= 1, got ngf={ngf}")
         self.in_channels, self.out_channels, self.ngf = in_channels, out_channels, ngf
         self.n_blocks, self.antialias, self.antialias_up = n_blocks, antialias, antialias_up
-        # In the terms of cyclegan.parts.networks.spec (and models.Generator's attribute).
+        # In the terms of cyclegan.parts.networks.spec (and resnet.Generator's attribute).
         self.upsampling = "antialias" if antialias_up else "transposed"
 
         layers: list[nn.Module] = [
@@ -108,7 +74,7 @@ class CUTResnetGenerator(nn.Module):
             if antialias:  # blur after the activation, then subsample
                 layers.append(Downsample(width * 2))
             width *= 2
-        layers += [ResnetBlock(width) for _ in range(n_blocks)]
+        layers += [ResidualBlock(width, "instance", "conv_block") for _ in range(n_blocks)]
         for _ in range(2):  # H/4 -> H
             if antialias_up:
                 layers += [Upsample(width), nn.Conv2d(width, width // 2, 3, padding=1)]

@@ -1,6 +1,7 @@
-"""The official discriminators: the N-layer PatchGAN and the 1x1 pixel discriminator.
+"""The PatchGAN discriminators: the seed's (PyTorch-GAN), the official N-layer PatchGAN and the
+official 1x1 pixel discriminator.
 
-Both are junyanz/pytorch-CycleGAN-and-pix2pix's (``NLayerDiscriminator``, ``PixelDiscriminator``)
+The official two are junyanz/pytorch-CycleGAN-and-pix2pix's (``NLayerDiscriminator``, ``PixelDiscriminator``)
 layer for layer, so official checkpoints load with ``strict=True`` (without spectral norm).
 
 **PatchGAN** (``n_layers``, the official ``--n_layers_D``, default 3 = the "70x70 PatchGAN"): one
@@ -40,19 +41,18 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrizations
 
-from cyclegan.parts.networks.init import init_weights
 from cyclegan.parts.networks.norms import Norm, conv_bias, norm_layer, parse_norm
 
 
 class DiscriminatorKind(StrEnum):
-    """`model.discriminator`: the official `--netD` choices (``basic`` = ``n_layers`` with n=3),
-    and ``pytorch_gan``, the seed's (`cyclegan.parts.networks.resnet.Discriminator`, built there)."""
+    """`model.discriminator`: ``pytorch_gan`` (the seed's, `PyTorchGANDiscriminator`), the
+    official `--netD` choices (``basic`` = ``n_layers`` with n=3, ``pixel``) and ``cut``."""
 
     pytorch_gan = "pytorch_gan"
     basic = "basic"
     n_layers = "n_layers"
     pixel = "pixel"
-    cut = "cut"  # CUT's anti-aliased PatchGAN (cyclegan.parts.networks.cut_discriminator, built there)
+    cut = "cut"  # CUT's anti-aliased PatchGAN (cyclegan.parts.networks.cut_discriminator)
 
 
 def patchgan_output_size(size: int, n_layers: int) -> int:
@@ -177,36 +177,33 @@ def add_spectral_norm(module: nn.Module) -> nn.Module:
     return module
 
 
-def define_discriminator(
-    kind: str | DiscriminatorKind = DiscriminatorKind.basic,
-    in_channels: int = 3,
-    ndf: int = 64,
-    n_layers: int = 3,
-    norm: str | Norm = Norm.instance,
-    spectral_norm: bool = False,
-    init_type: str = "normal",
-    init_gain: float = 0.02,
-) -> NLayerDiscriminator | PixelDiscriminator:
-    """A discriminator by its official name (``basic``: 3 layers, ``n_layers``, ``pixel``).
-
-    Built, initialised (`init_weights`), then spectrally normalised if asked, in that order, so
-    the power-iteration vectors start from the initialised weights.
+class PyTorchGANDiscriminator(nn.Module):
+    """The seed's PatchGAN (PyTorch-GAN): four 4x4 stride-2 blocks (no norm on the first), then
+    ZeroPad2d((1, 0, 1, 0)) and a 4x4 conv to one channel, so the score map is exactly H/16 x W/16
+    (16x16 at 256 px). LeakyReLU(0.2); `norm` and the conv biases follow the official rule
+    (`cyclegan.parts.networks.norms`; instance: as PyTorch-GAN has it).
     """
-    try:
-        kind = DiscriminatorKind(kind)
-    except ValueError:
-        choices = ", ".join(k.value for k in DiscriminatorKind)
-        raise ValueError(f"unknown discriminator {kind!r}; choose one of {choices}") from None
-    if kind in (DiscriminatorKind.pytorch_gan, DiscriminatorKind.cut):
-        raise ValueError(
-            f"the {kind} discriminator is built by cyclegan.parts.networks.resnet.make_discriminator"
-        )
-    if kind is DiscriminatorKind.pixel:
-        net: NLayerDiscriminator | PixelDiscriminator = PixelDiscriminator(in_channels, ndf, norm)
-    else:
-        depth = 3 if kind is DiscriminatorKind.basic else n_layers
-        net = NLayerDiscriminator(in_channels, ndf, depth, norm)
-    init_weights(net, init_type, init_gain)
-    if spectral_norm:
-        add_spectral_norm(net)
-    return net
+
+    def __init__(self, in_channels: int, ndf: int, norm: str | Norm) -> None:
+        super().__init__()
+        norm = parse_norm(norm)
+        self.norm = norm
+        layers: list[nn.Module] = []
+        in_ch = in_channels
+        for i, out_ch in enumerate([ndf, ndf * 2, ndf * 4, ndf * 8]):
+            bias = i == 0 or conv_bias(norm)  # the first conv has no norm, so always a bias
+            layers.append(nn.Conv2d(in_ch, out_ch, 4, stride=2, padding=1, bias=bias))
+            if i > 0:
+                layers.append(norm_layer(norm)(out_ch))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            in_ch = out_ch
+        # The asymmetric pad keeps the map at exactly H/16 after the final 4x4 conv.
+        layers += [nn.ZeroPad2d((1, 0, 1, 0)), nn.Conv2d(in_ch, 1, 4, padding=1)]
+        self.model = nn.Sequential(*layers)
+
+    def output_shape(self, height: int, width: int) -> tuple[int, int, int]:
+        """Shape of the score map for an input of the given size."""
+        return (1, height // 16, width // 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, 1, H/16, W/16)
+        return self.model(x)

@@ -1,7 +1,12 @@
-"""The architecture of one generator, as files and configs describe it, and how to rebuild it.
+"""What networks to build, as configs and files describe them.
 
-What an exported generator's JSON holds under "architecture", what a training checkpoint's
-`config.model` implies, and what `cyclegan.inference.importers.infer_spec` reads off a foreign state dict:
+`NetworkSpec` is the `model` config group: the generator and discriminator a method builds and
+their settings (its fields are the group's keys; `conf/model/*.yaml` hold the values). A method
+builds its networks from it, in its own container.
+
+`GeneratorSpec` is one built generator's architecture, everything needed to rebuild it: what a
+training checkpoint records for each translator, what an exported generator's JSON holds under
+"architecture", and what `cyclegan.inference.importers.infer_spec` reads off a foreign state dict:
 a ResNet generator (PyTorch-GAN's, the official one with its norm, or CUT's anti-aliased one) or
 an official U-Net.
 """
@@ -10,11 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import Any
 
 from torch import nn
 
+from cyclegan.parts.networks.choices import GeneratorKind
 from cyclegan.parts.networks.cut_resnet import CUTResnetGenerator
+from cyclegan.parts.networks.factory import build_discriminator, build_generator
+from cyclegan.parts.networks.init import InitType, init_weights
+from cyclegan.parts.networks.norms import Norm
+from cyclegan.parts.networks.patchgan import DiscriminatorKind, add_spectral_norm
 from cyclegan.parts.networks.resnet import Generator
 from cyclegan.parts.networks.unet import UNET_DOWNS, UnetGenerator
 
@@ -111,3 +122,86 @@ class GeneratorSpec:
         return cls(
             n_residual_blocks=int(data["n_residual_blocks"]), upsampling=str(upsampling), **common
         )
+
+
+# Which settings each choice reads; a set key the chosen networks do not read is refused
+# (cyclegan.config.preflight), e.g. model.n_layers_D with the seed's discriminator.
+READS_N_LAYERS_D = (DiscriminatorKind.n_layers, DiscriminatorKind.cut)
+RESNETS = (GeneratorKind.resnet, GeneratorKind.paper, GeneratorKind.cut)
+
+
+@dataclass
+class NetworkSpec:
+    """The `model` group: one generator and one discriminator kind with their settings.
+
+    A method builds as many of each as it trains (CycleGAN: two of each, CUT: one), for the
+    channel counts of its domains, and initialises them with `init_type`/`init_gain` (the official
+    initialisations, `cyclegan.parts.networks.init`); `spectral_norm` wraps the discriminators'
+    convs after the init. Values live in conf/model/*.yaml; this class holds the types.
+    """
+
+    generator: GeneratorKind
+    discriminator: DiscriminatorKind
+    n_residual_blocks: int  # ResNet generators
+    n_layers_D: int  # discriminator=n_layers or cut
+    ngf: int
+    ndf: int
+    norm: Norm  # every network: instance | batch | none
+    use_dropout: bool  # U-Net generators
+    spectral_norm: bool
+    init_type: InitType
+    init_gain: float
+
+    def build_generator(self, in_channels: int, out_channels: int) -> nn.Module:
+        """A generator in_channels -> out_channels, not initialised (`initialise` does that)."""
+        return build_generator(
+            self.generator, in_channels, out_channels, self.ngf, self.n_residual_blocks,
+            self.norm, self.use_dropout,
+        )  # fmt: skip
+
+    def build_discriminator(self, channels: int) -> nn.Module:
+        """A discriminator for images of `channels` channels, not initialised."""
+        return build_discriminator(
+            self.discriminator, channels, self.ndf, self.n_layers_D, self.norm
+        )
+
+    def initialise(self, module: nn.Module) -> None:
+        """`init_type`/`init_gain` on every conv/linear/batch-norm layer inside `module`."""
+        init_weights(module, self.init_type, self.init_gain)
+
+    def finish_discriminator(self, module: nn.Module) -> nn.Module:
+        """Spectral norm where asked, after the init (its power iteration starts from it)."""
+        return add_spectral_norm(module) if self.spectral_norm else module
+
+    def generator_spec(self, in_channels: int, out_channels: int) -> GeneratorSpec:
+        """The architecture of `build_generator(in_channels, out_channels)`, for the record."""
+        kind = GeneratorKind(self.generator).value
+        common = {"channels": in_channels, "out_channels": out_channels, "ngf": self.ngf}
+        if kind in UNET_DOWNS:
+            return GeneratorSpec(
+                n_residual_blocks=0, upsampling="transposed", num_downs=UNET_DOWNS[kind],
+                norm=str(self.norm), **common,
+            )  # fmt: skip
+        norm = str(self.norm)
+        return GeneratorSpec(
+            n_residual_blocks=self.n_residual_blocks, upsampling=UPSAMPLING[kind], norm=norm,
+            **common,
+        )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values (enums as strings), as saved in checkpoints."""
+        return {k: (str(v) if isinstance(v, StrEnum) else v) for k, v in asdict(self).items()}
+
+    def unused_settings(self) -> dict[str, str]:
+        """{key: why} for the keys these networks do not read."""
+        unused = {}
+        if GeneratorKind(self.generator) not in RESNETS:
+            unused["n_residual_blocks"] = f"model.generator={self.generator} has no residual blocks"
+        else:
+            unused["use_dropout"] = f"model.generator={self.generator} has no dropout"
+        if DiscriminatorKind(self.discriminator) not in READS_N_LAYERS_D:
+            unused["n_layers_D"] = (
+                f"model.discriminator={self.discriminator} has a fixed depth (n_layers_D is read "
+                "by n_layers and cut)"
+            )
+        return unused

@@ -1,87 +1,44 @@
-"""CUT's and FastCUT's losses, wired as in the reference's ``CUTModel`` (Park et al., 2020, eq. 5).
+"""The generator side of a CUT/FastCUT step: translations and the PatchNCE terms, in one module.
 
-With G: A -> B, D the PatchGAN on domain B, F the patch sampler, x ~ A, y ~ B:
+With G: A -> B, F the patch sampler, x ~ A, y ~ B (Park et al. 2020):
 
     fake_B = G(x),  idt_B = G(y)                     (one batched call on [x; y] when nce_idt)
-    loss_D      = 0.5 * (MSE(D(fake_B.detach()), 0) + MSE(D(y), 1))                   (LSGAN)
-    loss_G_GAN  = lambda_GAN * MSE(D(fake_B), 1)
-    loss_NCE    = NCE(x, fake_B),   loss_NCE_Y = NCE(y, idt_B)
-    loss_G      = loss_G_GAN + 0.5 * (loss_NCE + loss_NCE_Y)   if nce_idt   (CUT)
-                = loss_G_GAN + loss_NCE                        otherwise    (FastCUT)
+    loss_NCE   = NCE(x, fake_B),   loss_NCE_Y = NCE(y, idt_B)
     NCE(src, tgt) = 1/L * sum_l mean_i lambda_NCE * patchnce(F_l(G_enc,l(tgt)), F_l(G_enc,l(src)))_i
 
 where the patch positions are drawn on the source features (keys) and reused for the generated
 image (queries). FastCUT's flip equivariance flips the whole input batch horizontally with
 probability 1/2 before G; the query features are flipped back so positions still correspond (the
-fake shown to D is not flipped back, as in the reference).
-
-A training step, in the reference's order: `CUTGeneratorPass` (fake_B, idt_B and the NCE terms,
-one call of one module: what DDP wraps), then D's update on `discriminator_loss`, then with D
-frozen loss_G_GAN = lambda_GAN * `adversarial_loss`(D(fake_B), real) against the updated D, and
-`generator_total`; one backward, then G's and F's optimizers step. The method owns the optimizers.
+fake shown to D is not flipped back, as in the reference). How the terms are weighted into loss_G,
+and the adversarial term, are `cyclegan.parts.losses.cut`'s; the step's order is the method's.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from cyclegan.parts.losses.cyclegan import GanMode
-from cyclegan.parts.nce.feature_taps import (
-    CUT_NCE_LAYERS,
-    NCEConfigError,
-    check_nce_layers,
-    tap_features,
-)
+from cyclegan.parts.nce.feature_taps import check_nce_layers, tap_features
 from cyclegan.parts.nce.patch_sampler import PatchSampler
 from cyclegan.parts.nce.patchnce import patch_nce_loss
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
-class CUTLossSettings:
-    """The reference's CUT preset; FastCUT is `fastcut()` (lambda_NCE 10, no NCE identity, flips)."""
+class NCESettings:
+    """What the PatchNCE terms need: the method's NCE knobs and the loss's NCE weight and switch."""
 
-    lambda_GAN: float = 1.0
-    lambda_NCE: float = 1.0
-    nce_idt: bool = True
-    flip_equivariance: bool = False
-    nce_layers: tuple[int, ...] = CUT_NCE_LAYERS
-    num_patches: int = 256
-    nce_T: float = 0.07
-    all_negatives_from_minibatch: bool = False
-    gan_mode: GanMode = GanMode.lsgan
-
-    def __post_init__(self) -> None:
-        for name in ("lambda_GAN", "lambda_NCE"):
-            value = getattr(self, name)
-            if not value >= 0:  # also catches NaN
-                raise NCEConfigError(f"{name} must be >= 0, got {value}; set loss.{name}=0 or more")
-        if not self.nce_T > 0:
-            raise NCEConfigError(f"nce_T must be > 0, got {self.nce_T}; CUT uses 0.07")
-        if isinstance(self.num_patches, bool) or self.num_patches < 1:
-            raise NCEConfigError(f"num_patches must be >= 1, got {self.num_patches}")
-        object.__setattr__(self, "nce_layers", tuple(int(i) for i in self.nce_layers))
-        object.__setattr__(self, "gan_mode", GanMode(self.gan_mode))
-
-    @classmethod
-    def fastcut(cls, **overrides: object) -> CUTLossSettings:
-        """FastCUT's preset: lambda_NCE 10, no NCE identity term, flip-equivariance augmentation."""
-        base = {"lambda_NCE": 10.0, "nce_idt": False, "flip_equivariance": True}
-        return cls(**{**base, **overrides})
-
-
-def adversarial_loss(
-    prediction: torch.Tensor, target_is_real: bool, gan_mode: GanMode | str
-) -> torch.Tensor:
-    """Mean loss of a score map against the all-real (1) or all-fake (0) label."""
-    target = torch.full_like(prediction, 1.0 if target_is_real else 0.0)
-    if GanMode(gan_mode) is GanMode.lsgan:
-        return F.mse_loss(prediction, target)
-    return F.binary_cross_entropy_with_logits(prediction, target)
+    nce_layers: tuple[int, ...]
+    num_patches: int
+    nce_T: float
+    all_negatives_from_minibatch: bool
+    lambda_NCE: float
+    nce_idt: bool
 
 
 def generate_fakes(
@@ -104,24 +61,11 @@ def generate_fakes(
     return fake[:n], (fake[n:] if nce_idt else None)
 
 
-def discriminator_loss(
-    discriminator: nn.Module, real_B: torch.Tensor, fake_B: torch.Tensor, gan_mode: GanMode
-) -> dict[str, torch.Tensor]:
-    """loss_D = 0.5 (gan(D(fake_B), fake) + gan(D(real_B), real)); fake_B is detached here."""
-    loss_D_fake = adversarial_loss(discriminator(fake_B.detach()), False, gan_mode)
-    loss_D_real = adversarial_loss(discriminator(real_B), True, gan_mode)
-    return {
-        "loss_D_fake": loss_D_fake,
-        "loss_D_real": loss_D_real,
-        "loss_D": 0.5 * (loss_D_fake + loss_D_real),
-    }
-
-
 def layer_nce(
     sampler: PatchSampler,
     feat_q: Sequence[torch.Tensor],
     feat_k: Sequence[torch.Tensor],
-    settings: CUTLossSettings,
+    settings: NCESettings,
     rng: torch.Generator | None = None,
     patch_ids: Sequence[torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -142,18 +86,6 @@ def layer_nce(
     return total / len(feat_k), ids
 
 
-def generator_total(
-    loss_G_GAN: torch.Tensor,
-    loss_NCE: torch.Tensor,
-    loss_NCE_Y: torch.Tensor,
-    settings: CUTLossSettings,
-) -> torch.Tensor:
-    """loss_G = loss_G_GAN + 0.5 (loss_NCE + loss_NCE_Y) with nce_idt, else + loss_NCE."""
-    if settings.nce_idt and settings.lambda_NCE > 0:
-        return loss_G_GAN + 0.5 * (loss_NCE + loss_NCE_Y)
-    return loss_G_GAN + loss_NCE
-
-
 class CUTGeneratorPass(nn.Module):
     """G and F in one module whose forward does all the generator-side work of a CUT step.
 
@@ -168,7 +100,7 @@ class CUTGeneratorPass(nn.Module):
     """
 
     def __init__(
-        self, generator: nn.Module, sampler: PatchSampler | None, settings: CUTLossSettings
+        self, generator: nn.Module, sampler: PatchSampler | None, settings: NCESettings
     ) -> None:
         super().__init__()
         model = getattr(generator, "model", None)
@@ -180,6 +112,7 @@ class CUTGeneratorPass(nn.Module):
         self.G = generator
         self.F = sampler if settings.lambda_NCE > 0 else None
         self.settings = settings
+        self._sizes_reported = False
 
     def encode(self, x: torch.Tensor) -> list[torch.Tensor]:
         return tap_features(self.G.model, x, self.layers)
@@ -213,7 +146,27 @@ class CUTGeneratorPass(nn.Module):
                 feat_q = [torch.flip(f, [3]) for f in feat_q]
             with torch.no_grad():
                 feat_k = self.encode(src)
+            self._report_small_maps(feat_k)
             nce[f"loss_{name}"], ids[name] = layer_nce(
                 self.F, feat_q, feat_k, s, rng, given.get(name)
             )
         return fake_B, idt_B, nce, ids
+
+    def _report_small_maps(self, feats: Sequence[torch.Tensor]) -> None:
+        """Say once which tapped maps have fewer positions than num_patches (they use all of
+        theirs, the reference's rule), so a run at small crops states what it trained with."""
+        if self._sizes_reported:
+            return
+        self._sizes_reported = True
+        n = self.settings.num_patches
+        small = [
+            f"layer {layer}: {f.shape[2]}x{f.shape[3]}={f.shape[2] * f.shape[3]}"
+            for layer, f in zip(self.layers, feats, strict=True)
+            if f.shape[2] * f.shape[3] < n
+        ]
+        if small:
+            log.info(
+                "method.num_patches=%d: nce layers with fewer positions use all of them (%s)",
+                n,
+                ", ".join(small),
+            )
