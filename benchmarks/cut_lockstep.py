@@ -150,7 +150,10 @@ class NumpyFeed:
 
     def check_used(self) -> None:
         if self.perms or self.uniforms:
-            raise RuntimeError("the reference drew fewer random numbers than the project")
+            raise RuntimeError(
+                f"the reference drew fewer random numbers than the project: {len(self.perms)} "
+                f"permutations and {len(self.uniforms)} uniforms left"
+            )
 
 
 def import_reference(path: Path) -> SimpleNamespace:
@@ -181,7 +184,30 @@ def reference_options(ref: SimpleNamespace, args: argparse.Namespace, root: Path
         f"--load_size {load_size(args.size)} --crop_size {args.size} --num_patches "
         f"{args.num_patches} --netF_nc {args.netF_nc} --display_id 0 --num_threads 0"
     )
-    return ref.TrainOptions(cmd_line=cmd).parse()
+    # CUTModel.modify_commandline_options reads sys.argv for --CUT_mode whatever cmd_line says.
+    argv, sys.argv = sys.argv, ["train.py", *cmd.split()]
+    try:
+        return ref.TrainOptions(cmd_line=cmd).parse()
+    finally:
+        sys.argv = argv
+
+
+def check_settings(opt: Any, method: Any, cfg: Any) -> str:
+    """The reference's options against the project's settings (a mismatch stops the run)."""
+    s = method.criterion
+    pairs = {
+        "lambda_GAN": (opt.lambda_GAN, s.lambda_GAN), "lambda_NCE": (opt.lambda_NCE, s.lambda_NCE),
+        "nce_idt": (opt.nce_idt, s.nce_idt), "nce_T": (opt.nce_T, s.nce_T),
+        "flip_equivariance": (opt.flip_equivariance, s.flip_equivariance),
+        "num_patches": (opt.num_patches, s.num_patches), "gan_mode": (opt.gan_mode, s.gan_mode),
+        "nce_layers": (tuple(int(i) for i in opt.nce_layers.split(",")), s.nce_layers),
+        "lr": (opt.lr, cfg.optim.lr), "betas": ((opt.beta1, opt.beta2), tuple(cfg.optim.betas)),
+        "ngf": (opt.ngf, cfg.model.ngf), "ndf": (opt.ndf, cfg.model.ndf),
+    }  # fmt: skip
+    wrong = {k: v for k, v in pairs.items() if v[0] != v[1]}
+    if wrong:
+        raise SystemExit(f"reference and project settings differ (reference, project): {wrong}")
+    return "settings: the same " + ", ".join(f"{k}={v[0]}" for k, v in pairs.items())
 
 
 def reference_cut(ref: SimpleNamespace, opt: Any, first: dict, seed: int) -> Any:
@@ -247,6 +273,7 @@ def run(args: argparse.Namespace) -> tuple[list[lc.StepRow], str]:
     r2 = reference_cut(ref, opt, batches[0], args.seed)
     method = project_cut(cfg, nets_of(r1))
     method.start(len(batches))  # as the loop does (the constant rule ignores it)
+    pipeline += "\n" + check_settings(opt, method, cfg)
     ids_rec = IdRecorder()
     r2_setting = lc.drift_setting(args.drift, args.threads)
     rows = []

@@ -8,7 +8,7 @@ this repository), run unmodified through its `train.py` by a small launcher that
 Python's, NumPy's and torch's generators first (the reference has no seed option). Both train on
 the built-in dataset as `python train.py` writes it (data/synthetic-64px-seed0: 400 images a
 domain, so one epoch = 400 iterations at batch 1) with the reference's CUT settings: its CUT preset,
-resnet_6blocks, ngf = ndf = 64, Adam 2e-4 (0.5, 0.999) constant, resize to 71 then a random 64 crop
+resnet_6blocks, ngf = ndf = 64 (`--ngf`), Adam 2e-4 (0.5, 0.999) constant, resize to 71 then a random 64 crop
 and flip (the project's 1.12x). Runs alternate (reference seed 0, project seed 0, reference seed 1,
 ...), so a machine whose speed drifts slows both alike; time per iteration is each run's training
 loop over its 400 iterations (reference: its "End of epoch" time, which like the project's
@@ -39,7 +39,7 @@ from cyclegan.inference.cut_weights import load_cut_generator
 from cyclegan.inference.importers import load_generator
 
 REPO = Path(__file__).resolve().parents[1]
-SIZE, LOAD, BLOCKS, WIDTH = 64, 71, 6, 64
+SIZE, LOAD, BLOCKS = 64, 71, 6
 LAUNCH = (  # seeds the generators, then runs the reference's train.py as its own __main__
     "import random, runpy, sys, numpy, torch; ref, seed = sys.argv[1], int(sys.argv[2]); "
     "random.seed(seed); numpy.random.seed(seed); torch.manual_seed(seed); "
@@ -50,10 +50,10 @@ LAUNCH = (  # seeds the generators, then runs the reference's train.py as its ow
 
 def reference_run(args: argparse.Namespace, root: Path, seed: int) -> dict[str, Any]:
     """The reference's train.py for one seed; its generator file and seconds per iteration."""
-    name = f"ref_seed{seed}"
+    name = f"ref_ngf{args.ngf}_seed{seed}"
     flags = (
         f"--dataroot {root} --name {name} --checkpoints_dir {args.out} --model cut --CUT_mode CUT "
-        f"--netG resnet_{BLOCKS}blocks --ngf {WIDTH} --ndf {WIDTH} --gpu_ids -1 --batch_size 1 "
+        f"--netG resnet_{BLOCKS}blocks --ngf {args.ngf} --ndf {args.ngf} --gpu_ids -1 --batch_size 1 "
         f"--load_size {LOAD} --crop_size {SIZE} --n_epochs 1 --n_epochs_decay 0 --lr 0.0002 "
         "--lr_policy linear --display_id 0 --no_html --num_threads 0 --print_freq 100 "
         "--save_epoch_freq 1"
@@ -78,9 +78,9 @@ def reference_run(args: argparse.Namespace, root: Path, seed: int) -> dict[str, 
 
 def project_run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     """The project's train.py with the same settings; its generator and seconds per iteration."""
-    run_dir = args.out / f"project_seed{seed}"
+    run_dir = args.out / f"project_ngf{args.ngf}_seed{seed}"
     overrides = [
-        "method=cut", f"model.ngf={WIDTH}", f"model.ndf={WIDTH}",
+        "method=cut", f"model.ngf={args.ngf}", f"model.ndf={args.ngf}",
         f"model.n_residual_blocks={BLOCKS}", f"dataset.img_size={SIZE}", "schedule=constant",
         "schedule.n_epochs=1", "schedule.decay_epoch=0", f"seed={seed}", "logger=none",
         "trainer.progress=false", "trainer.sample_every=0", "trainer.eval_every=0",
@@ -91,11 +91,9 @@ def project_run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     if not (args.resume and (run_dir / "summary.json").is_file()):
         cmd = [sys.executable, str(REPO / "train.py"), *overrides]
         out = subprocess.run(cmd, capture_output=True, text=True)
-        (args.out / f"project_seed{seed}.log").write_text(out.stdout + out.stderr)
+        (run_dir.parent / f"{run_dir.name}.log").write_text(out.stdout + out.stderr)
         if out.returncode:
-            raise SystemExit(
-                f"the project failed (seed {seed}); see {args.out}/project_seed{seed}.log"
-            )
+            raise SystemExit(f"the project failed (seed {seed}); see {run_dir}.log")
     summary = json.loads((run_dir / "summary.json").read_text())
     loaded = load_generator(run_dir / "checkpoints" / "last.pt")
     return {"G": loaded.generator, "s_per_it": summary["time/train_s"] / summary["step"]}
@@ -145,6 +143,9 @@ def main() -> None:
     parser.add_argument("--reference-python", default=sys.executable,
                         help="a Python that has the reference's dependencies (dominate)")  # fmt: skip
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument(
+        "--ngf", type=int, default=64, help="ngf = ndf of both (the reference's 64)"
+    )
     parser.add_argument("--out", type=Path, default=Path("outputs/cut_vs_reference"))
     parser.add_argument("--data_dir", type=Path, default=Path("data"))
     parser.add_argument("--iterations", type=int, default=None,
@@ -171,7 +172,7 @@ def main() -> None:
                    "s_per_it": result["s_per_it"]}  # fmt: skip
             rows[name].append(row)
             print(f"{name} seed {seed}: {json.dumps(row)}", flush=True)
-    (args.out / "rows.json").write_text(json.dumps(rows, indent=1))
+    (args.out / f"rows_ngf{args.ngf}.json").write_text(json.dumps(rows, indent=1))
     print(report(rows, evaluate.baselines))
 
 
