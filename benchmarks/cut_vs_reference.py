@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
@@ -48,6 +49,14 @@ LAUNCH = (  # seeds the generators, then runs the reference's train.py as its ow
 )
 
 
+def env(args: argparse.Namespace) -> dict[str, str]:
+    """Both codes' environment: with --threads, that many intra-op threads for each."""
+    if not args.threads:
+        return dict(os.environ)
+    n = str(args.threads)
+    return {**os.environ, "OMP_NUM_THREADS": n, "MKL_NUM_THREADS": n}
+
+
 def reference_run(args: argparse.Namespace, root: Path, seed: int) -> dict[str, Any]:
     """The reference's train.py for one seed; its generator file and seconds per iteration."""
     name = f"ref_ngf{args.ngf}_seed{seed}"
@@ -63,7 +72,7 @@ def reference_run(args: argparse.Namespace, root: Path, seed: int) -> dict[str, 
     cmd = [args.reference_python, "-c", LAUNCH, str(args.reference), str(seed), *flags]
     log_file = args.out / f"{name}.log"
     if not (args.resume and (args.out / name / "latest_net_G.pth").is_file()):
-        out = subprocess.run(cmd, cwd=args.reference, capture_output=True, text=True)
+        out = subprocess.run(cmd, cwd=args.reference, capture_output=True, text=True, env=env(args))
         log_file.write_text(out.stdout + out.stderr)
         if out.returncode:
             raise SystemExit(f"the reference failed (seed {seed}); see {log_file}")
@@ -90,7 +99,7 @@ def project_run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         overrides.append(f"trainer.steps_per_epoch={args.iterations}")
     if not (args.resume and (run_dir / "summary.json").is_file()):
         cmd = [sys.executable, str(REPO / "train.py"), *overrides]
-        out = subprocess.run(cmd, capture_output=True, text=True)
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env(args))
         (run_dir.parent / f"{run_dir.name}.log").write_text(out.stdout + out.stderr)
         if out.returncode:
             raise SystemExit(f"the project failed (seed {seed}); see {run_dir}.log")
@@ -143,6 +152,8 @@ def main() -> None:
     parser.add_argument("--reference-python", default=sys.executable,
                         help="a Python that has the reference's dependencies (dominate)")  # fmt: skip
     parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="intra-op threads of both (0: torch's default); 1 on a crowded machine")  # fmt: skip
     parser.add_argument(
         "--ngf", type=int, default=64, help="ngf = ndf of both (the reference's 64)"
     )
