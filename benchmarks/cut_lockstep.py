@@ -280,7 +280,7 @@ def run(args: argparse.Namespace) -> tuple[list[lc.StepRow], str]:
     for step, batch in enumerate(batches):
         s1, s2, p = step_all(ref, [(r1, (1, True)), (r2, r2_setting)], method, batch, ids_rec)
         keys = [k for k in LOSSES if k in s1.losses]
-        rows.append(lc.compare(step, s1, s2, p, keys))
+        rows.append(lc.compare(step, s1, s2, p, keys, rows[-1] if rows else None))
         if args.verbose:
             print(lc.table(rows[-1:]).splitlines()[-1], flush=True)
     return rows, pipeline

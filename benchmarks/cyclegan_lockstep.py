@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> list[lc.StepRow]:
         losses = method.training_step(method.to_device(batch))
         method.after_step()
         p = lc.snapshot({n: getattr(method.model, n) for n in NETS}, losses)
-        rows.append(lc.compare(step, s1, s2, p, LOSSES))
+        rows.append(lc.compare(step, s1, s2, p, LOSSES, rows[-1] if rows else None))
         if args.verbose:
             print(lc.table(rows[-1:]).splitlines()[-1], flush=True)
     return rows

@@ -56,6 +56,19 @@ def test_the_first_parted_step_and_tensor_are_named() -> None:
     assert "| 1 |" in lc.table(rows) and "grads" in lc.table(rows).splitlines()[-1]
 
 
+def test_the_drift_envelope_is_the_largest_drift_so_far() -> None:
+    """Once two runs of the same code have drifted 0.5 apart, a later step whose drift happens to
+    be small does not make an equal gap a parting; a gap beyond 10x the envelope still is."""
+    r1 = _snap(1.0, 1.0, 1.0)
+    first = lc.compare(0, r1, _snap(1.0, 1.0, 1.5), _snap(1.0, 1.0, 1.0), ["loss_G"])
+    calm = lc.compare(1, r1, _snap(1.0, 1.0, 1.01), _snap(1.0, 1.0, 4.0), ["loss_G"], first)
+    assert calm.envelope["losses"] == pytest.approx(0.5)
+    assert calm.parted() == []
+    wild = lc.compare(2, r1, r1, _snap(1.0, 1.0, 7.0), ["loss_G"], calm)
+    assert wild.parted() == ["losses"]
+    assert "10 x drift 5.0e-01" in lc.verdict([first, calm, wild])
+
+
 def test_nan_is_parted_and_differently_named_runs_are_refused() -> None:
     r1 = _snap(1.0, 1.0, 1.0)
     row = lc.compare(0, r1, r1, _snap(float("nan"), 1.0, 1.0), ["loss_G"])
