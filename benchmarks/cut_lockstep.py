@@ -11,6 +11,10 @@ for all) and the same random draws (the project's seeded patch ids and FastCUT f
 reference in place of its NumPy draws), and are compared after every step
 (lockstep_common: R1 = reference on 1 thread, R2 = reference on 2 threads, P = project on 1).
 
+`--dtype float64` runs all three in double precision, where the reference's own drift is exactly
+zero and a gap at step 0 can only be summation order (~1e-14) or a real difference (>= 1e-8).
+`--drift onednn` measures the drift with oneDNN's convolutions off instead of a second thread.
+
 It also checks the data pipelines: under the same torch seed the reference's transform (Resize to
 load x load, bicubic; RandomCrop; RandomHorizontalFlip) and the project's must give the same pixels.
 """
@@ -193,7 +197,8 @@ def reference_options(ref: SimpleNamespace, args: argparse.Namespace, root: Path
 
 
 def check_settings(opt: Any, method: Any, cfg: Any) -> str:
-    """The reference's options against the project's settings (a mismatch stops the run)."""
+    """The reference's options against the project's settings (a mismatch stops the run); reads
+    the project's keys as `project_config` sets them (adapt them together)."""
     s = method.criterion
     pairs = {
         "lambda_GAN": (opt.lambda_GAN, s.lambda_GAN), "lambda_NCE": (opt.lambda_NCE, s.lambda_NCE),
