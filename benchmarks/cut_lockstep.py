@@ -22,8 +22,10 @@ load x load, bicubic; RandomCrop; RandomHorizontalFlip) and the project's must g
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -291,6 +293,36 @@ def run(args: argparse.Namespace) -> tuple[list[lc.StepRow], str]:
     return rows, pipeline
 
 
+def time_steps(args: argparse.Namespace) -> str:
+    """Seconds per training step of the reference and the project, alternating step by step in
+    one process from the same weights on the same batches (medians after 3 warm-up steps)."""
+    ref = import_reference(Path(args.reference))
+    tmp = Path(tempfile.mkdtemp(prefix="cut_timing_"))
+    cfg = project_config(args, Path(args.data_dir) if args.data_dir else tmp / "data")
+    root, batches = project_batches(cfg, args.steps)
+    opt = reference_options(ref, args, root, tmp)
+    model = reference_cut(ref, opt, batches[0], args.seed)
+    method = project_cut(cfg, nets_of(model))
+    method.start(len(batches))
+    lc.set_backend(args.threads, True)
+    times: dict[str, list[float]] = {"reference": [], "project": []}
+    for batch in batches:
+        start = time.perf_counter()
+        model.set_input(as_reference_batch(batch))
+        model.optimize_parameters()
+        times["reference"].append(time.perf_counter() - start)
+        start = time.perf_counter()
+        method.training_step(method.to_device(batch))
+        method.after_step()
+        times["project"].append(time.perf_counter() - start)
+    ref_s, ours = (statistics.median(times[k][3:]) for k in ("reference", "project"))
+    return (
+        f"{args.mode}, {args.size} px, ngf=ndf={args.ngf}, {args.threads} thread(s), "
+        f"{args.steps} steps alternating: reference {ref_s:.3f} s/step, project {ours:.3f} "
+        f"s/step, project / reference {ours / ref_s:.2f}"
+    )
+
+
 def step_all(ref: SimpleNamespace, runs: list[tuple[Any, tuple[int, bool]]], method: Any, batch: dict,
              ids_rec: IdRecorder) -> list[lc.Snapshot]:  # fmt: skip
     """One step of the project (its draws recorded), then of each reference run (fed the draws)."""
@@ -342,8 +374,13 @@ def main() -> None:
     parser.add_argument("--data_dir", default=None, help="where the built-in dataset is (made)")
     parser.add_argument("--every", type=int, default=5, help="print every n-th step")
     parser.add_argument("--verbose", action="store_true", help="print each step as it runs")
+    parser.add_argument("--timing", action="store_true",
+                        help="time the two steps instead (alternating, --threads threads)")  # fmt: skip
     args = parser.parse_args()
     torch.set_default_dtype(getattr(torch, args.dtype))
+    if args.timing:
+        print(time_steps(args))
+        return
     rows, pipeline = run(args)
     print(f"{args.mode}: {args.size} px, ngf=ndf={args.ngf}, resnet_{args.blocks}blocks, "
           f"{args.num_patches} patches, netF_nc {args.netF_nc}, {args.steps} steps, {args.dtype}; "
