@@ -122,7 +122,7 @@ class IdRecorder:
 
 def next_flip(method: Any) -> bool:
     """The flip the project's next step will draw (a copy of its generator draws it first)."""
-    if not method.criterion.flip_equivariance:
+    if not method.flip_equivariance:
         return False
     g = torch.Generator()
     g.set_state(method.patch_rng.get_state())
@@ -201,12 +201,12 @@ def reference_options(ref: SimpleNamespace, args: argparse.Namespace, root: Path
 def check_settings(opt: Any, method: Any, cfg: Any) -> str:
     """The reference's options against the project's settings (a mismatch stops the run); reads
     the project's keys as `project_config` sets them (adapt them together)."""
-    s = method.criterion
+    loss, s = method.criterion, method.nce  # loss group's weights, method group's NCE knobs
     pairs = {
-        "lambda_GAN": (opt.lambda_GAN, s.lambda_GAN), "lambda_NCE": (opt.lambda_NCE, s.lambda_NCE),
+        "lambda_GAN": (opt.lambda_GAN, loss.lambda_GAN), "lambda_NCE": (opt.lambda_NCE, s.lambda_NCE),
         "nce_idt": (opt.nce_idt, s.nce_idt), "nce_T": (opt.nce_T, s.nce_T),
-        "flip_equivariance": (opt.flip_equivariance, s.flip_equivariance),
-        "num_patches": (opt.num_patches, s.num_patches), "gan_mode": (opt.gan_mode, s.gan_mode),
+        "flip_equivariance": (opt.flip_equivariance, method.flip_equivariance),
+        "num_patches": (opt.num_patches, s.num_patches), "gan_mode": (opt.gan_mode, loss.gan_mode),
         "nce_layers": (tuple(int(i) for i in opt.nce_layers.split(",")), s.nce_layers),
         "lr": (opt.lr, cfg.optim.lr), "betas": ((opt.beta1, opt.beta2), tuple(cfg.optim.betas)),
         "ngf": (opt.ngf, cfg.model.ngf), "ndf": (opt.ndf, cfg.model.ndf),
@@ -333,7 +333,7 @@ def step_all(ref: SimpleNamespace, runs: list[tuple[Any, tuple[int, bool]]], met
     ids = ids_rec.take()
     snaps = []
     for model, setting in runs:
-        ref.feed.load(ids, flipped if method.criterion.flip_equivariance else None)
+        ref.feed.load(ids, flipped if method.flip_equivariance else None)
         lc.set_backend(*setting)
         model.set_input(as_reference_batch(batch))
         model.optimize_parameters()
