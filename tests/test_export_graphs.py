@@ -358,7 +358,9 @@ def test_missing_packages_name_the_extra(
     with pytest.raises(Exception, match=r"onnxruntime, which is not installed: pip install"):
         load_graph(cases["paper 3->3"].file("onnx"), "onnx")
     monkeypatch.setitem(sys.modules, "onnxscript", None)
-    with pytest.raises(ExportError, match=r"needs the onnx and onnxscript packages.*\[export\]"):
+    with pytest.raises(
+        ExportError, match=r"needs the onnx, onnxscript and onnxruntime packages.*\[export\]"
+    ):
         export(DATA / "official_latest_net_G_A_resnet6_ngf16.pth", tmp_path, output_format="onnx")
     assert list(tmp_path.iterdir()) == []
 

@@ -95,12 +95,15 @@ def _example(spec: GeneratorSpec, batch: int) -> torch.Tensor:
 
 
 def _import_onnx() -> Any:
+    """onnx, after checking that the exporter's onnxscript and the checking onnxruntime are there
+    (before minutes of tracing, not after)."""
     try:
         import onnx
+        import onnxruntime  # noqa: F401 (runs the parity check)
         import onnxscript  # noqa: F401 (torch.onnx's exporter needs it)
     except ImportError:
         raise ExportError(
-            f"format=onnx needs the onnx and onnxscript packages: {INSTALL_HINT}"
+            f"format=onnx needs the onnx, onnxscript and onnxruntime packages: {INSTALL_HINT}"
         ) from None
     return onnx
 
