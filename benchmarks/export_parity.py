@@ -5,17 +5,19 @@
 
 For each run's `checkpoints/last.pt` and each direction it holds (a CUT model: A->B only), it
 exports ONNX and TorchScript with `python -m cyclegan.export`'s code (timed), then translates the
-test images (testA for A->B, testB for B->A) at each size (the training size, and larger ones
-resized bilinearly) with PyTorch, with onnxruntime and with the TorchScript module, in batches of
-8. The table gives each format's max and mean |difference| to PyTorch on the [-1, 1] outputs,
-how many 8-bit output pixels differ and by how much at most, and the time per image as a ratio to
-PyTorch measured in the same run. Last, `translate` itself runs the folder at its own size through
+test images (testA for A->B, testB for B->A) at each size (all at the first, the training size;
+`--limit` of them, resized bilinearly, at the others) with PyTorch, with onnxruntime and with the
+TorchScript module, in batches of 8. The table gives each format's max and mean |difference| to
+PyTorch on the [-1, 1] outputs, how many 8-bit output pixels differ and by how much at most, and
+the time per image as a ratio to PyTorch measured in the same run (onnxruntime uses its own
+thread pool, one thread per core; torch the threads it reports). Last, `translate` itself runs the folder at its own size through
 the checkpoint, the .onnx and the .torchscript file, and the written images are compared.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -40,9 +42,10 @@ FORMATS = ("onnx", "torchscript")
 FOLDERS = {"AtoB": "testA", "BtoA": "testB"}
 
 
-def images_of(folder: Path, channels: int, size: int) -> torch.Tensor:
-    """Every image of `folder` as (N, C, size, size) in [-1, 1] (bilinear when resized)."""
-    files = sorted(p for p in folder.iterdir() if is_image_file(p))
+def images_of(folder: Path, channels: int, size: int, limit: int) -> torch.Tensor:
+    """The first `limit` images of `folder` (0: all) as (N, C, size, size) in [-1, 1], resized
+    bilinearly when they have another size."""
+    files = sorted(p for p in folder.iterdir() if is_image_file(p))[: limit or None]
     x = torch.stack([translate.to_tensor(load_image(p, channels)) for p in files])
     if x.shape[-1] != size or x.shape[-2] != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
@@ -63,14 +66,15 @@ def eight_bit(y: torch.Tensor) -> torch.Tensor:
 
 
 def compare_sizes(
-    ckpt: Path, direction: str, files: dict[str, Path], folder: Path, sizes: list[int]
+    ckpt: Path, direction: str, files: dict[str, Path], folder: Path, sizes: list[int], limit: int
 ) -> list[list[str]]:
-    """One row per (size, format): differences to PyTorch and time per image."""
+    """One row per (size, format): differences to PyTorch and time per image; all images at the
+    first size, `limit` at the others."""
     reference = load_generator(ckpt, direction).generator
     graphs = {kind: load_graph(files[kind], kind).generator for kind in FORMATS}
     rows = []
-    for size in sizes:
-        x = images_of(folder, graphs["onnx"].in_channels, size)
+    for i, size in enumerate(sizes):
+        x = images_of(folder, graphs["onnx"].in_channels, size, limit if i else 0)
         run_batches(reference, x[:2])  # warm-up
         want, t_ref = run_batches(reference, x)
         rows.append(
@@ -108,7 +112,7 @@ def compare_translate(
     return "; ".join(parts)
 
 
-def measure_run(run: Path, images: Path, sizes: list[int], out: Path) -> None:
+def measure_run(run: Path, images: Path, sizes: list[int], limit: int, out: Path) -> None:
     ckpt = run / "checkpoints" / "last.pt"
     directions = [str(d) for d in read_weights(ckpt).directions]
     for direction in directions:
@@ -133,7 +137,10 @@ def measure_run(run: Path, images: Path, sizes: list[int], out: Path) -> None:
             "ms/img",
             "vs PyTorch",
         ]
-        rows = [header, *compare_sizes(ckpt, direction, files, images / FOLDERS[direction], sizes)]
+        rows = [
+            header,
+            *compare_sizes(ckpt, direction, files, images / FOLDERS[direction], sizes, limit),
+        ]
         widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
         for i, row in enumerate(rows):
             print("  ".join(cell.rjust(w) for cell, w in zip(row, widths, strict=True)))
@@ -152,14 +159,20 @@ def main() -> None:
     )
     parser.add_argument("--images", type=Path, default=ROOT / "data" / "synthetic-64px-seed0",
                         help="dataset folder holding testA/ and testB/")  # fmt: skip
-    parser.add_argument("--sizes", default="64,256", help="square sizes, multiples of 4")
+    parser.add_argument(
+        "--sizes",
+        default="64,256",
+        help="square sizes, multiples of 4; all test images at the first",
+    )
+    parser.add_argument("--limit", type=int, default=10, help="images at the other sizes (0: all)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    print(f"torch {torch.__version__}, onnxruntime {__import__('onnxruntime').__version__}, "
-          f"ONNX opset {OPSET}, {torch.get_num_threads()} threads")  # fmt: skip
+    print(f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime "
+          f"{__import__('onnxruntime').__version__} (its default threads: one per core, "
+          f"{os.cpu_count()} here), ONNX opset {OPSET}")  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         for run in args.runs:
-            measure_run(run, args.images, sizes, Path(tmp))
+            measure_run(run, args.images, sizes, args.limit, Path(tmp))
 
 
 if __name__ == "__main__":
