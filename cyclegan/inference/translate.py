@@ -5,7 +5,9 @@
 
 The output folder mirrors the input tree (same relative paths and file names). Weights may be our
 training checkpoint (holding both directions; `direction=` picks one), our export, PyTorch-GAN's
-`G_AB_<epoch>.pth` or an official `latest_net_G_A.pth`; see `cyclegan.inference.importers`.
+`G_AB_<epoch>.pth` or an official `latest_net_G_A.pth`; see `cyclegan.inference.importers`. An
+exported `G_AB.onnx` runs in onnxruntime and a `G_AB.torchscript` in torch.jit, as the graph the
+file holds (`cyclegan.inference.graph_runtime`), with the same padding, batching and tiling.
 
 Images keep their size and come out with the generator's output channels (a grayscale model
 writes grayscale files; colour inputs to a grayscale model are reduced to luma first): each is
