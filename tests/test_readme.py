@@ -16,7 +16,8 @@ from .conftest import ROOT
 def readme_train_commands() -> list[list[str]]:
     """The overrides of every `python train.py` line in the README's code blocks."""
     text = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```(?:bash)?\n(.*?)```", text, flags=re.S)
+    # Every fence pairs with the next, whatever its language (```python blocks included).
+    blocks = re.findall(r"```\w*\n(.*?)```", text, flags=re.S)
     commands = []
     for block in blocks:
         for line in block.replace("\\\n", " ").splitlines():

@@ -1,12 +1,19 @@
-"""Export trained generators as safetensors + a small JSON, for inference without the training code.
+"""Export trained generators for inference without the training code: safetensors, ONNX, TorchScript.
 
     python -m cyclegan.export ckpt=outputs/.../checkpoints/last.pt output=exported/
+    python -m cyclegan.export ckpt=outputs/.../checkpoints/last.pt output=exported/ format=onnx
 
 writes `exported/G_AB.safetensors` + `exported/G_AB.json` and the same for G_BA. The JSON holds the
 architecture (enough to rebuild the `Generator`), the direction and where the weights came from;
 the same JSON is embedded in the safetensors header, so the weights file alone is enough too.
 safetensors holds only tensors: loading it never runs code, and it needs neither the optimizer
 state nor the discriminators of the 100+ MB training checkpoint.
+
+`format=onnx` writes `G_AB.onnx` (onnxruntime and other runtimes, no PyTorch needed) and
+`format=torchscript` writes `G_AB.torchscript` (`torch.jit.load`, no project code needed): the
+network itself, the same JSON in the file's metadata, each checked against the PyTorch generator
+before it is kept (`cyclegan.inference.graph_export`). `format=` names what to write; the input's
+format, detected from its keys, is forced with `input_format=`.
 
 Any file `cyclegan.translate` reads can be exported, so this also converts PyTorch-GAN and official
 generators into the same format.
@@ -24,6 +31,8 @@ from typing import Any
 from cyclegan.checkpoints.file import CheckpointError
 from cyclegan.files import atomic_write
 from cyclegan.inference.cli import run_command
+from cyclegan.inference.graph_export import OPSET, SUFFIXES, ExportError, save_graph
+from cyclegan.inference.graph_runtime import graph_format
 from cyclegan.inference.importers import (
     EXPORT_FORMAT,
     Direction,
@@ -37,6 +46,7 @@ from cyclegan.inference.importers import (
 log = logging.getLogger("cyclegan.export")
 
 EXPORT_VERSION = 1
+OUTPUT_FORMATS = ("safetensors", "onnx", "torchscript")
 
 
 _CHANNEL_NAMES = {1: "grayscale", 3: "RGB"}
@@ -99,8 +109,17 @@ def export(
     output: str | Path,
     directions: Sequence[str] = ("AtoB", "BtoA"),
     fmt: str = "auto",
+    output_format: str = "safetensors",
 ) -> list[Path]:
-    """Export the generators of `ckpt` into folder `output`; returns the .safetensors paths."""
+    """Export the generators of `ckpt` into folder `output` as `output_format` (safetensors, onnx
+    or torchscript); returns the written weights files."""
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"format={output_format}: choose one of {', '.join(OUTPUT_FORMATS)}")
+    if graph_format(ckpt, fmt):
+        raise ExportError(
+            f"'{ckpt}' is already an ONNX/TorchScript export, which holds no weights to convert; "
+            "export from the checkpoint or its .safetensors export"
+        )
     weights = read_weights(ckpt, fmt)
     output = Path(output)
     if weights.format is not Format.checkpoint:
@@ -111,26 +130,40 @@ def export(
     for direction in directions:
         loaded = load_into_generator(weights, direction or None)
         name = loaded.direction.container_key if loaded.direction else "generator"
-        path, _ = save_generator(loaded, output / f"{name}.safetensors")
+        path, note = _write(loaded, output / name, output_format)
         log.info(
-            "%s: %s generator, %d -> %d channels -> %s",
+            "%s: %s generator, %d -> %d channels -> %s%s",
             name,
             loaded.spec.describe(),
             loaded.spec.channels,
             loaded.spec.out_channels or loaded.spec.channels,
             path,
+            note,
         )
         written.append(path)
     return written
 
 
+def _write(loaded: LoadedGenerator, stem: Path, output_format: str) -> tuple[Path, str]:
+    """Write one generator; returns its path and what the log line adds (the parity measured)."""
+    if output_format == "safetensors":
+        path, _ = save_generator(loaded, stem.with_suffix(".safetensors"))
+        return path, ""
+    path = stem.with_suffix(SUFFIXES[output_format])
+    path, parity = save_graph(loaded, path, output_format, export_info(loaded, path.name))
+    checked = ", ".join(f"{'x'.join(map(str, shape))}: {diff:.1e}" for shape, diff in parity)
+    opset = f" (opset {OPSET})" if output_format == "onnx" else ""
+    return path, f"{opset}; max |difference| to PyTorch {checked}"
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cyclegan.export",
-        description="Write trained generators as safetensors + JSON (key=value or --key value).",
+        description="Write trained generators as safetensors + JSON, ONNX or TorchScript "
+        "(key=value or --key value).",
     )
     parser.add_argument("--ckpt", required=True, help="checkpoints/last.pt or any generator file")
-    parser.add_argument("--output", required=True, help="folder for G_AB/G_BA .safetensors + .json")
+    parser.add_argument("--output", required=True, help="folder for G_AB/G_BA files")
     parser.add_argument(
         "--direction",
         choices=["AtoB", "BtoA", "both"],
@@ -138,9 +171,23 @@ def _build_parser() -> argparse.ArgumentParser:
         help="which generator(s) of a training checkpoint to export (default both)",
     )
     parser.add_argument(
-        "--format", default="auto", choices=["auto", *(f.value for f in Format)], dest="fmt"
+        "--format",
+        dest="output_format",
+        default="safetensors",
+        choices=[*OUTPUT_FORMATS, *_INPUT_FORMATS],
+        help="what to write: safetensors (default, + .json), onnx or torchscript",
+    )
+    parser.add_argument(
+        "--input-format",
+        dest="fmt",
+        default="auto",
+        choices=_INPUT_FORMATS,
+        help="the ckpt file's format, when detection from its keys is not enough",
     )
     return parser
+
+
+_INPUT_FORMATS = ["auto", *(f.value for f in Format)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -151,8 +198,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.output_format in _INPUT_FORMATS:  # format= named the input before ONNX existed
+        if args.fmt != "auto":
+            raise ValueError(
+                f"format={args.output_format} names an input format and input_format= is given "
+                "too; format= names what to write: safetensors, onnx or torchscript"
+            )
+        log.warning(
+            "format=%s names the input's format: write input_format=%s (format= now names "
+            "what to write: safetensors, onnx or torchscript)",
+            args.output_format,
+            args.output_format,
+        )
+        args.fmt, args.output_format = args.output_format, "safetensors"
     directions = [d.value for d in Direction] if args.direction == "both" else [args.direction]
-    paths = export(args.ckpt, args.output, directions, args.fmt)
+    paths = export(args.ckpt, args.output, directions, args.fmt, args.output_format)
     for path in paths:
         print(path)
     return 0

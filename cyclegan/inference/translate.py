@@ -5,7 +5,9 @@
 
 The output folder mirrors the input tree (same relative paths and file names). Weights may be our
 training checkpoint (holding both directions; `direction=` picks one), our export, PyTorch-GAN's
-`G_AB_<epoch>.pth` or an official `latest_net_G_A.pth`; see `cyclegan.inference.importers`.
+`G_AB_<epoch>.pth` or an official `latest_net_G_A.pth`; see `cyclegan.inference.importers`. An
+exported `G_AB.onnx` runs in onnxruntime and a `G_AB.torchscript` in torch.jit, as the graph the
+file holds (`cyclegan.inference.graph_runtime`), with the same padding, batching and tiling.
 
 Images keep their size and come out with the generator's output channels (a grayscale model
 writes grayscale files; colour inputs to a grayscale model are reduced to luma first): each is
@@ -38,6 +40,7 @@ from cyclegan.checkpoints.file import CheckpointError
 from cyclegan.data.folder import UnreadableImageError, is_image_file, load_image
 from cyclegan.files import atomic_write
 from cyclegan.inference.cli import run_command
+from cyclegan.inference.graph_runtime import GRAPH_SUFFIXES, graph_format, load_graph
 from cyclegan.inference.importers import Format, load_generator
 from cyclegan.inference.tiling import run_padded, run_tiled
 from cyclegan.runtime.device import resolve_device
@@ -48,6 +51,7 @@ log = logging.getLogger("cyclegan.translate")
 EXIT_PARTIAL = 1  # some inputs were unreadable and skipped; the rest were written
 _GLOB_CHARS = set("*?[")
 JPEG_QUALITY = 95
+_GRAPH_NAMES = {"onnx": "an ONNX", "torchscript": "a TorchScript"}
 
 
 class OutputCollisionError(ValueError):
@@ -271,27 +275,42 @@ def translate(
     output = Path(output)
     root, files = collect_inputs(inputs, exclude=output)
     pairs = plan_outputs(root, files, output, ext)
+    generator, what, run_on = _load_generator(ckpt, direction, fmt, device, overrides)
+    log.info("%s: %d images -> %s", what, len(pairs), output)
+    translator = Translator(generator, run_on, batch_size, tile, tile_overlap)
+    return translator.run(pairs, progress)
+
+
+def _load_generator(
+    ckpt: str | Path, direction: str | None, fmt: str, device: str, overrides: dict[str, object]
+) -> tuple[torch.nn.Module, str, torch.device]:
+    """The generator in `ckpt` (rebuilt from weights, or an exported ONNX/TorchScript graph),
+    a description for the log, and the device its inputs go to."""
+    kind = graph_format(ckpt, fmt)
+    if kind is not None:
+        given = sorted(k for k, v in overrides.items() if v is not None)
+        if given:
+            raise ValueError(
+                f"{'=, '.join(given)}= describe weights to rebuild a network from; '{ckpt}' is "
+                f"{_GRAPH_NAMES[kind]} file holding its network: drop them"
+            )
+        graph = load_graph(ckpt, kind, direction, device)
+        what = f"{graph.direction} " if graph.direction else ""
+        text = f"{kind} generator ({what}{graph.spec.describe()}) from {ckpt}, run by {graph.where}"
+        # onnxruntime takes host arrays and places them itself; TorchScript runs on `device`.
+        run_on = torch.device("cpu") if kind == "onnx" else resolve_device(device)
+        return graph.generator, text, run_on
     loaded = load_generator(ckpt, direction, fmt, **overrides)
     what = f"{loaded.direction} " if loaded.direction else ""
-    log.info(
-        "%s generator (%s%s, %d -> %d channels) from %s: %d images -> %s",
-        loaded.format,
-        what,
-        loaded.spec.describe(),
-        loaded.spec.channels,
-        loaded.spec.out_channels,
-        loaded.source,
-        len(pairs),
-        output,
+    text = (
+        f"{loaded.format} generator ({what}{loaded.spec.describe()}, {loaded.spec.channels} -> "
+        f"{loaded.spec.out_channels} channels) from {loaded.source}"
     )
     if loaded.dropped_keys:
         log.info("ignored %d legacy InstanceNorm running-stat entries", len(loaded.dropped_keys))
     if direction and loaded.format not in (Format.checkpoint, Format.exported):
         log.info("direction=%s: this file holds one generator, which is used as it is", direction)
-    translator = Translator(
-        loaded.generator, resolve_device(device), batch_size, tile, tile_overlap
-    )
-    return translator.run(pairs, progress)
+    return loaded.generator, text, resolve_device(device)
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -302,12 +321,22 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Translate images with a trained CycleGAN generator. "
         "Arguments as key=value (ckpt=... input=... output=...) or --key value.",
     )
-    p.add_argument("--ckpt", "--weights", required=True, help="checkpoint, export or .pth file")
+    p.add_argument(
+        "--ckpt",
+        "--weights",
+        required=True,
+        help="checkpoint, export (.safetensors, .onnx, .torchscript) or .pth file",
+    )
     p.add_argument("--input", required=True, help="an image, a folder (recursive) or a glob")
     p.add_argument("--output", required=True, help="output folder (mirrors the input tree)")
     p.add_argument("--direction", choices=["AtoB", "BtoA"], default=None, help="default AtoB")
     p.add_argument(
-        "--format", dest="fmt", default="auto", choices=["auto", *(f.value for f in Format)]
+        "--format",
+        "--input-format",
+        dest="fmt",
+        default="auto",
+        choices=["auto", *(f.value for f in Format), *GRAPH_SUFFIXES.values()],
+        help="the ckpt file's format, when detection (keys, .onnx/.torchscript) is not enough",
     )
     p.add_argument(
         "--variant", choices=["resnet", "paper", "cut"], help="override the detected variant"
