@@ -320,10 +320,14 @@ def test_sigterm_then_resume_continues_one_wandb_run(tmp_path: Path, compose_cfg
     before, after = _train_steps(runs[0]), _train_steps(runs[1])
     assert before == list(range(1, k + 1)) and after == list(range(k + 1, 8 * epochs + 1))
     assert runs[1].summary["state"] == "finished"
-    assert json.loads((run / "wandb_run.json").read_text()) == {
+    record = json.loads((run / "wandb_run.json").read_text())
+    assert {k: record[k] for k in ("id", "last_step", "from_step", "closed")} == {
         "id": first["id"],
         "last_step": 8 * epochs,
+        "from_step": k,  # the second attempt began after the first one's last step
+        "closed": True,
     }
+    assert Path(record["dir"]) == runs[1].path
 
 
 def test_a_crash_after_the_checkpoint_logs_no_step_twice(
