@@ -49,6 +49,7 @@ problem() {
 
 install_packages() {
     [ -z "$(missing_commands)" ] && return
+    local t0=$SECONDS
     say "installing ${PACKAGES[*]} (apt-get)"
     export DEBIAN_FRONTEND=noninteractive
     # A package index is needed once; `apt-get update` only when the first attempt finds nothing.
@@ -57,6 +58,7 @@ install_packages() {
         apt-get install -y -q --no-install-recommends "${PACKAGES[@]}" >>"$DIR/log/apt.log" 2>&1 \
             || { say "apt-get install ${PACKAGES[*]} failed; see $DIR/log/apt.log"; exit 1; }
     fi
+    say "installed in $((SECONDS - t0))s"
 }
 
 write_configs() {
