@@ -68,6 +68,15 @@ def write_run_file(run_dir: Path, run_id: str, last_step: int, **attempt: Any) -
     atomic_write(run_dir / RUN_FILE, lambda tmp: tmp.write_text(text), fsync=False)
 
 
+def _row(line: str) -> dict[str, Any] | None:
+    """One metrics.jsonl line, None for one a kill cut short (or without a step)."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) and isinstance(row.get("step"), int) else None
+
+
 def _summary_rule(key: str) -> str | None:
     """What W&B keeps in a metric's summary: the best value where "best" has a direction."""
     if key.startswith("eval/"):
@@ -154,11 +163,11 @@ class WandbLogger:
         old = Path(previous.get("dir") or "")
         if old.name and old.is_dir() and str(old) != self._attempt["dir"]:
             old.rename(old.with_name(f"unclosed-{old.name}"))
-        rows = [json.loads(line) for line in self.files.path.read_text().splitlines() if line]
-        rows = [r for r in rows if r.get("step", 0) > self.resumed_step]
         last = self.resumed_step
-        for row in rows:
-            if row["step"] < last:  # rows a crash past a checkpoint made the loop log twice
+        for row in map(_row, self.files.path.read_text().splitlines()):
+            # Rows at or before the confirmed step, a line a kill cut short, and rows a crash
+            # past a checkpoint made the loop log twice are not sent.
+            if row is None or row["step"] <= self.resumed_step or row["step"] < last:
                 continue
             last = row["step"]
             metrics = {k: v for k, v in row.items() if k not in ("step", "epoch")}

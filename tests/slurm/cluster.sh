@@ -65,7 +65,11 @@ write_configs() {
     local host node cpus mem
     host=$(hostname -s)
     # `slurmd -C` describes this machine (CPUs, sockets, cores, RealMemory) as slurm.conf wants it.
-    node=$(slurmd -C | head -n 1 | sed -e "s/^NodeName=[^ ]*/NodeName=$host NodeAddr=127.0.0.1/")
+    # The node's name is the host's, which jobs use as their first host (DDP's MASTER_ADDR), as on
+    # a real cluster; `localhost` where the host name does not resolve (some containers).
+    getent hosts "$host" >/dev/null 2>&1 && NODE_NAME=$host || NODE_NAME=localhost
+    node=$(slurmd -C | head -n 1 | sed -e \
+        "s/^NodeName=[^ ]*/NodeName=$NODE_NAME NodeHostname=$host NodeAddr=127.0.0.1/")
     cpus=$(sed -e 's/.* CPUs=\([0-9]*\).*/\1/' <<<"$node")
     mem=$(sed -e 's/.* RealMemory=\([0-9]*\).*/\1/' <<<"$node")
     cat >"$DIR/etc/slurm.conf" <<EOF
@@ -167,7 +171,7 @@ start_daemons() {
     wait_for 30 "slurmdbd" sacctmgr -n list cluster || return 1
     sacctmgr -i add cluster cyclegan >/dev/null 2>&1 || true
     slurmctld
-    slurmd
+    slurmd -N "$NODE_NAME"
     wait_for "$TIMEOUT_S" "the node to be idle in sinfo" node_idle
 }
 
