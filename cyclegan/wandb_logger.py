@@ -162,7 +162,12 @@ class WandbLogger:
         metrics.jsonl (each row as it was logged), so W&B holds every step once."""
         old = Path(previous.get("dir") or "")
         if old.name and old.is_dir() and str(old) != self._attempt["dir"]:
-            old.rename(old.with_name(f"unclosed-{old.name}"))
+            try:
+                old.rename(old.with_name(f"unclosed-{old.name}"))
+            except OSError as exc:  # `wandb sync` would then upload its part of the steps twice
+                log.warning(
+                    "W&B: could not set %s aside (%s); leave it out of wandb sync", old, exc
+                )
         last = self.resumed_step
         for row in map(_row, self.files.path.read_text().splitlines()):
             # Rows at or before the confirmed step, a line a kill cut short, and rows a crash
