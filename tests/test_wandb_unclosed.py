@@ -5,6 +5,7 @@ tests/slurm/test_slurm_ddp.py)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -52,8 +53,11 @@ def test_steps_an_unclosed_attempt_lost_are_sent_again(tmp_path: Path, monkeypat
     monkeypatch.setenv("WANDB_MODE", "offline")
     run = tmp_path / "run"
     script = FIRST_ATTEMPT.format(root=str(ROOT), run=str(run))
+    # Its own W&B service, as a job's process has (not this process's, which W&B names in
+    # WANDB_SERVICE once it started one).
+    env = {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
     proc = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     record = json.loads((run / "wandb_run.json").read_text())
