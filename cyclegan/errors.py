@@ -10,6 +10,11 @@ class ConfigError(ValueError):
     """A config value that cannot work; the message names the key and the fix."""
 
 
+class SettingKeyError(ConfigError):
+    """A key that does not belong to the chosen method or mode, or a metric no run reports: it
+    changes what a whole grid means, so a sweep is refused for it (a bad value fails one job)."""
+
+
 E = TypeVar("E", bound=Enum)
 
 

@@ -273,7 +273,7 @@ def _train_steps(wb: WandbRun) -> list[int]:
 def test_sigterm_then_resume_continues_one_wandb_run(tmp_path: Path, compose_cfg) -> None:
     run = tmp_path / "run"
     common = [o for o in TINY if not o.startswith(("trainer.steps_per_epoch", "schedule."))]
-    common += ["schedule=constant", "schedule.decay_epoch=0", "trainer.sample_every=0"]
+    common += ["schedule=constant", "trainer.sample_every=0"]
     env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         [
@@ -320,10 +320,14 @@ def test_sigterm_then_resume_continues_one_wandb_run(tmp_path: Path, compose_cfg
     before, after = _train_steps(runs[0]), _train_steps(runs[1])
     assert before == list(range(1, k + 1)) and after == list(range(k + 1, 8 * epochs + 1))
     assert runs[1].summary["state"] == "finished"
-    assert json.loads((run / "wandb_run.json").read_text()) == {
+    record = json.loads((run / "wandb_run.json").read_text())
+    assert {k: record[k] for k in ("id", "last_step", "from_step", "closed")} == {
         "id": first["id"],
         "last_step": 8 * epochs,
+        "from_step": k,  # the second attempt began after the first one's last step
+        "closed": True,
     }
+    assert Path(record["dir"]) == runs[1].path
 
 
 def test_a_crash_after_the_checkpoint_logs_no_step_twice(

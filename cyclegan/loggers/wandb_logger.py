@@ -12,6 +12,13 @@ to W&B. A resumed training (resume=auto, a SLURM requeue, pre-emption) continues
 (`resume="allow"`) and sends only steps after that last one: the steps it replays from its
 checkpoint were already sent (and, resume being exact, with the same values), so the history holds
 every step once. A fresh training in a directory that has the file starts a new W&B run.
+
+"Sent" is not "kept": W&B's service writes an offline run to disk only when the run is closed (or a
+32 KiB block fills), and it exits at once on SIGTERM, which SLURM sends to every process of a job on
+pre-emption, requeue and cancel. The file therefore also says whether the attempt closed its run;
+when an offline attempt did not, the next one sets its directory aside (`unclosed-offline-run-*`,
+so `wandb sync` skips it) and sends that attempt's steps again from metrics.jsonl (scalars only: its
+images stay in samples/).
 """
 
 from __future__ import annotations
@@ -33,7 +40,9 @@ from cyclegan.loggers.basic import FileLogger
 log = logging.getLogger(__name__)
 
 MODES = ("offline", "online", "disabled")
-RUN_FILE = "wandb_run.json"  # {"id": W&B run id, "last_step": the last step W&B was sent}
+# {"id": W&B run id, "last_step": the last step W&B was sent, "from_step": the last_step this attempt
+# began after, "closed": whether it closed the run (W&B has every step sent), "dir": its W&B folder}
+RUN_FILE = "wandb_run.json"
 
 
 def new_run_id() -> str:
@@ -51,11 +60,21 @@ def read_run_file(run_dir: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) and isinstance(data.get("id"), str) else None
 
 
-def write_run_file(run_dir: Path, run_id: str, last_step: int) -> None:
-    """Atomically (temporary file + rename): a kill mid-write keeps the previous file whole."""
-    text = json.dumps({"id": run_id, "last_step": last_step}) + "\n"
+def write_run_file(run_dir: Path, run_id: str, last_step: int, **attempt: Any) -> None:
+    """Atomically (temporary file + rename): a kill mid-write keeps the previous file whole.
+    `attempt`: from_step, closed and dir of the attempt writing it."""
+    text = json.dumps({"id": run_id, "last_step": last_step, **attempt}) + "\n"
     # No fsync: written at every log call, and a lost update only re-sends a few steps.
     atomic_write(run_dir / RUN_FILE, lambda tmp: tmp.write_text(text), fsync=False)
+
+
+def _row(line: str) -> dict[str, Any] | None:
+    """One metrics.jsonl line, None for one a kill cut short (or without a step)."""
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return None
+    return row if isinstance(row, dict) and isinstance(row.get("step"), int) else None
 
 
 def _summary_rule(key: str) -> str | None:
@@ -98,7 +117,12 @@ class WandbLogger:
         previous = read_run_file(self.run_dir) if resume else None
         # Steps up to here reached W&B before the resume; they are not sent again.
         self.resumed_step: int = int(previous.get("last_step", 0)) if previous else 0
+        # An offline attempt that did not close its run kept only part of it (module docstring).
+        unclosed = mode == "offline" and previous is not None and previous.get("closed") is False
+        if unclosed:
+            self.resumed_step = int(previous.get("from_step", 0))  # type: ignore[union-attr]
         self._last_step = self.resumed_step
+        self._attempt: dict[str, Any] = {"from_step": self.resumed_step, "closed": False}
         if mode == "disabled":
             return
         identity = hydra_identity()
@@ -113,6 +137,8 @@ class WandbLogger:
             tags=[*(tags or []), *identity.tags],
             notes=notes,
         )
+        if unclosed and self._run is not None:
+            self._resend_unclosed(previous)  # type: ignore[arg-type]
 
     def _open(self, previous: dict[str, Any] | None, **init: Any) -> None:
         """Start (or continue) the W&B run and record its id; on failure warn, files only."""
@@ -128,7 +154,38 @@ class WandbLogger:
             return
         if previous:
             log.info("W&B: continuing run %s after step %d", self._run.id, self.resumed_step)
-        write_run_file(self.run_dir, self._run.id, self._last_step)
+        self._attempt["dir"] = str(getattr(self._run.settings, "sync_dir", "") or "")
+        write_run_file(self.run_dir, self._run.id, self._last_step, **self._attempt)
+
+    def _resend_unclosed(self, previous: dict[str, Any]) -> None:
+        """Set the unclosed attempt's offline folder aside and send its steps again, from
+        metrics.jsonl (each row as it was logged), so W&B holds every step once."""
+        old = Path(previous.get("dir") or "")
+        if old.name and old.is_dir() and str(old) != self._attempt["dir"]:
+            try:
+                old.rename(old.with_name(f"unclosed-{old.name}"))
+            except OSError as exc:  # `wandb sync` would then upload its part of the steps twice
+                log.warning(
+                    "W&B: could not set %s aside (%s); leave it out of wandb sync", old, exc
+                )
+        last = self.resumed_step
+        for row in map(_row, self.files.path.read_text().splitlines()):
+            # Rows at or before the confirmed step, a line a kill cut short, and rows a crash
+            # past a checkpoint made the loop log twice are not sent.
+            if row is None or row["step"] <= self.resumed_step or row["step"] < last:
+                continue
+            last = row["step"]
+            metrics = {k: v for k, v in row.items() if k not in ("step", "epoch")}
+            self._send_metrics(metrics, row["step"], row["epoch"])
+        log.warning(
+            "W&B: the previous attempt did not close its run (its service was stopped, e.g. by "
+            "SLURM's SIGTERM); set aside %s and sent steps %d-%d again from %s",
+            old,
+            self.resumed_step + 1,
+            last,
+            self.files.path,
+        )
+        self.resumed_step = self._last_step
 
     def _start(self, run_id: str | None, **kwargs: Any) -> Any:
         import wandb
@@ -150,7 +207,7 @@ class WandbLogger:
     def _mark_sent(self, step: int) -> None:
         if step > self._last_step and self._run is not None:
             self._last_step = step
-            write_run_file(self.run_dir, self._run.id, step)
+            write_run_file(self.run_dir, self._run.id, step, **self._attempt)
 
     def _guard(self, what: str, call: Any) -> None:
         """Run one W&B call; on failure warn once and go on with the files alone."""
@@ -177,7 +234,10 @@ class WandbLogger:
 
     def log_metrics(self, metrics: dict[str, float], step: int, epoch: int) -> None:
         self.files.log_metrics(metrics, step, epoch)  # first, so a W&B failure loses nothing
+        if not self._sent_before(step):
+            self._send_metrics(metrics, step, epoch)
 
+    def _send_metrics(self, metrics: dict[str, Any], step: int, epoch: int) -> None:
         def send(run: Any) -> None:
             for key in metrics.keys() - self._logged:
                 rule = _summary_rule(key)
@@ -188,8 +248,7 @@ class WandbLogger:
             run.log({**values, "epoch": epoch}, step=step)
             self._mark_sent(step)
 
-        if not self._sent_before(step):
-            self._guard("log", send)
+        self._guard("log", send)
 
     def log_image(self, key: str, path: Path, step: int) -> None:
         def send(run: Any) -> None:
@@ -237,8 +296,12 @@ class WandbLogger:
             self._guard("model upload", self._upload_checkpoint)
         if status == "preempted":  # shown as preempted, not crashed, in the W&B UI
             self._guard("preemption mark", lambda run: run.mark_preempting())
+        run_id = self._run.id if self._run is not None else None
         self._guard("finish", lambda run: run.finish(exit_code=0 if status == "finished" else 1))
         closed, self._run = self._run is not None, None  # _guard drops the run when a call fails
+        if closed and run_id is not None:  # W&B wrote everything: a resume trusts last_step
+            self._attempt["closed"] = True
+            write_run_file(self.run_dir, run_id, self._last_step, **self._attempt)
         if closed and self.mode == "offline":
             log.info(
                 "W&B run saved offline in %s; upload it with: wandb sync %s", sync_dir, sync_dir

@@ -21,7 +21,7 @@ from typing import Any
 from hydra.utils import get_class
 from torch import nn
 
-from cyclegan.errors import ConfigError
+from cyclegan.errors import ConfigError, SettingKeyError
 from cyclegan.methods.base import BUILDER_ARGUMENTS, TrainingMethod
 from cyclegan.parts.networks.spec import NetworkSpec
 
@@ -56,7 +56,7 @@ def check_keys(
     """One line for a key the receiving class does not take, or one it needs and lacks."""
     given = {k for k in values if k != "_target_"}
     for key in sorted(given - set(parameters)):
-        raise ConfigError(
+        raise SettingKeyError(
             f"{group}.{key} is not a setting of method={method}; its {group} keys are: "
             f"{', '.join(parameters)}"
         )
@@ -103,7 +103,7 @@ def build_loss(values: Mapping[str, Any], method: type[TrainingMethod]) -> nn.Mo
     target = str(values.get("_target_"))
     loss_class = get_class(target)
     if not (isinstance(loss_class, type) and issubclass(loss_class, method.loss_type)):
-        raise ConfigError(
+        raise SettingKeyError(
             f"loss._target_={target} is not method={method.name}'s loss; use "
             f"loss={method.name} (its option), not another method's"
         )

@@ -39,10 +39,16 @@ class Job:
     label: str = ""  # the overrides that differ between the sweep's jobs, the seed included
     cell: str = ""  # the same without the seed: jobs with equal `cell` are seeds of one setting
     rank: int | None = None
+    slurm_id: str = ""  # SLURM's job id (`12_3`) when the job ran on a SLURM cluster
 
     @property
     def failed(self) -> bool:
         return self.summary is None
+
+    def failure(self) -> str:
+        """`failed (SLURM job 12_3): <error>`: what a table says about a failed job."""
+        where = f" (SLURM job {self.slurm_id})" if self.slurm_id else ""
+        return f"failed{where}" + (f": {self.error}" if self.error else "")
 
     @property
     def seed(self) -> int | None:
@@ -78,10 +84,10 @@ class Cell:
         if not failed:
             return "ok"
         first = failed[0]
-        error = f": {first.error}" if first.error else ""
         if len(failed) == len(self.jobs):
-            return f"failed{error}"
+            return first.failure()
         seeds = ",".join(str(job.seed) for job in failed)
+        error = first.failure().removeprefix("failed")
         return f"ok; {len(failed)} of {len(self.jobs)} failed (seed {seeds}{error})"
 
 
@@ -98,19 +104,46 @@ def _last_error(job_dir: Path) -> str:
     return ""
 
 
+def slurm_job_id(job_dir: Path) -> str:
+    """SLURM's id of the job that ran in `job_dir` (submitit sets Hydra's `hydra.job.id` to it),
+    "" for other launchers."""
+    hydra_file = job_dir / ".hydra" / "hydra.yaml"
+    if not hydra_file.is_file():
+        return ""
+    hydra = OmegaConf.load(hydra_file).hydra
+    launcher = str(OmegaConf.select(hydra, "launcher._target_", default=""))
+    return str(hydra.job.get("id", "")) if launcher.endswith(".SlurmLauncher") else ""
+
+
+def _scheduler_error(job_dir: Path, slurm_id: str) -> str:
+    """The last error line of the job's SLURM log (`.submitit/<id>/<id>_0_log.err`): where SLURM
+    writes why it ended a job (time limit, memory) and Python a crash's last line."""
+    for log_file in sorted(job_dir.parent.glob(f".submitit/{slurm_id}/*_0_log.err")):
+        lines = log_file.read_text(errors="replace").splitlines()
+        errors = [line for line in lines if "error" in line.lower() or "CANCELLED" in line]
+        if errors:
+            return errors[-1].strip()
+    return ""
+
+
 def load_job(job_dir: Path) -> Job:
     overrides = [str(o) for o in OmegaConf.load(job_dir / ".hydra" / "overrides.yaml")]
     config_file = job_dir / ".hydra" / "config.yaml"
     config = OmegaConf.to_container(OmegaConf.load(config_file)) if config_file.is_file() else {}
     summary_file = job_dir / "summary.json"
     summary = json.loads(summary_file.read_text()) if summary_file.is_file() else None
+    slurm_id = slurm_job_id(job_dir)
+    error = ""
+    if summary is None:
+        error = _last_error(job_dir) or (slurm_id and _scheduler_error(job_dir, slurm_id))
     return Job(
         name=job_dir.name,
         path=job_dir,
         overrides=overrides,
         config=config,  # type: ignore[arg-type]
         summary=summary,
-        error="" if summary is not None else _last_error(job_dir),
+        error=error,
+        slurm_id=slurm_id,
     )
 
 

@@ -63,7 +63,7 @@ def cell_table(
 
 
 def job_status(job: Job) -> str:
-    return "failed" + (f": {job.error}" if job.error else "") if job.failed else "ok"
+    return job.failure() if job.failed else "ok"
 
 
 def job_table(

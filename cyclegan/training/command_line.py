@@ -8,6 +8,10 @@ by job over its group choices (`-m method=cyclegan,cut loss.lambda_cyc=5` fails 
 before the CycleGAN ones have trained for an hour). A key the user sets that the chosen method or
 mode does not read (`model.n_layers_D` with the seed's discriminator, `loss.lambda_gp` without
 wgangp) is refused too; presets may set such keys, since they serve several modes.
+
+In a multirun, a key or metric that does not fit refuses the whole grid (it changes what every
+cell means), while a bad value (`optim.lr=-1` in one cell) is reported as a warning and left to
+that job, which fails on its own while the sweep runs and ranks the others.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import difflib
 import itertools
 import re
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +28,7 @@ from omegaconf import OmegaConf
 
 from cyclegan.config.compose import compose_config
 from cyclegan.config.schema import CONF_DIR
-from cyclegan.errors import ConfigError
+from cyclegan.errors import ConfigError, SettingKeyError
 from cyclegan.training.validation import unused_settings, validate
 
 EXIT_USER_ERROR = 2
@@ -45,7 +50,7 @@ def preflight(argv: Sequence[str]) -> str | None:
     overrides = [a for a in argv if not a.startswith("-")]
     try:
         for job in jobs(overrides, multirun):
-            check_job(job, prefix=f"job {' '.join(job)}: " if multirun else "")
+            check_job(job, prefix=f"job {' '.join(job)}: " if multirun else "", multirun=multirun)
     except ConfigError as exc:
         return str(exc)
     return None
@@ -92,8 +97,9 @@ def is_group(key: str) -> bool:
     return (CONF_DIR / name).is_dir()
 
 
-def check_job(overrides: list[str], prefix: str = "") -> None:
-    """Compose and validate one job; a `CommandLineError` with one line otherwise."""
+def check_job(overrides: list[str], prefix: str = "", multirun: bool = False) -> None:
+    """Compose and validate one job; a `CommandLineError` with one line otherwise (in a multirun
+    only for keys and metrics: a bad value is a warning, and fails that job alone)."""
     try:
         cfg = compose_config(overrides)
     except ConfigCompositionException as exc:
@@ -101,7 +107,10 @@ def check_job(overrides: list[str], prefix: str = "") -> None:
     try:
         validate(cfg)
     except ConfigError as exc:
-        raise CommandLineError(prefix + str(exc).splitlines()[0]) from None
+        if multirun and not isinstance(exc, SettingKeyError):
+            print(f"warning: {prefix}{exc} (this job will fail; the others run)", file=sys.stderr)
+        else:
+            raise CommandLineError(prefix + str(exc).splitlines()[0]) from None
     unused = unused_settings(cfg)
     for text in overrides:
         key = text.lstrip("+~").split("=", 1)[0]
@@ -150,8 +159,6 @@ def unknown_key(key: str, overrides: list[str]) -> str:
 
 def exit_if_invalid(argv: Sequence[str]) -> None:
     """`preflight`, printed as one line on stderr with exit status 2 when it finds a problem."""
-    import sys
-
     problem = preflight(argv)
     if problem is not None:
         print(f"error: {problem}", file=sys.stderr)

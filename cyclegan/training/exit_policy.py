@@ -3,13 +3,18 @@
 2: the user's input (config, data, files, disk): fix it and rerun. 1: a non-finite loss (the last
 checkpoint is intact). 3: pre-empted by a signal after saving a checkpoint: rerun with resume=auto
 (e.g. after a SLURM requeue). In a multirun the error itself is raised instead, so the launcher
-marks that job failed and still runs the others.
+marks that job failed and still runs the others; a job of a multirun on SLURM (one process per job)
+still leaves with the status, after submitit has handed the failure to the sweep, so that sacct
+shows it FAILED rather than COMPLETED.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
+import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,7 +79,22 @@ def _stop(exc: Exception, code: int) -> BaseException:
     from hydra.types import RunMode
 
     in_multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
-    return exc if in_multirun else SystemExit(code)
+    if not in_multirun:
+        return SystemExit(code)
+    if os.environ.get("SUBMITIT_EXECUTOR") == "slurm":
+        # Hydra's launcher turns the error into the job's result, which submitit writes for the
+        # sweep and then ends the process with 0; the status is given at exit, after that.
+        atexit.register(_exit_with, code)
+    return exc
+
+
+def _exit_with(code: int) -> None:
+    """End the process with `code` (atexit's handlers cannot set the status otherwise); the
+    handlers registered before this one are skipped, so the logs are flushed here."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def disk_full_line(exc: OSError) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from cyclegan.config.checks import check_shared
-from cyclegan.errors import ConfigError
+from cyclegan.errors import SettingKeyError
 from cyclegan.evaluation.ranking import fid_enabled
 from cyclegan.methods.base import TrainingMethod
 from cyclegan.methods.settings import check_method
@@ -67,7 +67,7 @@ def check_optimized_metric(metric: str, method: type[TrainingMethod]) -> None:
     keys = summary_keys(method)
     if metric not in keys:
         evaluated = ", ".join(k for k in keys if k.startswith("eval/"))
-        raise ConfigError(
+        raise SettingKeyError(
             f"optimized_metric={metric} is not a metric method={method.name} reports; use one of "
             f"{evaluated} (or best/..., final/train/<loss>: {', '.join(method.loss_names)})"
         )

@@ -1,0 +1,109 @@
+"""train.py's preflight: every job of a command line composes and validates before Hydra starts,
+or the run stops with one line and exit status 2 (cyclegan/training/command_line.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cyclegan.training.command_line import preflight
+
+from .conftest import ROOT
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["method=cut", "loss.lambda_cyc=5"],
+            "loss.lambda_cyc is not a setting of method=cut; its loss keys are: gan_mode, "
+            "lambda_gp, lambda_GAN, lambda_NCE, nce_idt",
+        ),
+        (
+            ["method.nce_T=0.1"],
+            "method.nce_T is not a setting of method=cyclegan; its method keys are: buffer_size",
+        ),
+        (
+            ["model.n_residual_block=6"],
+            "model.n_residual_block: no such key in the model group; did you mean "
+            "model.n_residual_blocks?",
+        ),
+        (["model=unet"], "model=unet: no such option; choose one of cut, paper, resnet"),
+        (
+            ["model.ngf=wide"],
+            "model.ngf=wide: Value 'wide' of type 'str' could not be converted to Integer",
+        ),
+        (
+            ["model.n_layers_D=4"],
+            "model.n_layers_D is not used: model.discriminator=pytorch_gan has a fixed depth "
+            "(n_layers_D is read by n_layers and cut); remove model.n_layers_D=...",
+        ),
+        (
+            ["loss.lambda_gp=5"],
+            "loss.lambda_gp is not used: loss.gan_mode=lsgan has no gradient penalty; remove "
+            "loss.lambda_gp=...",
+        ),
+        (
+            ["trainer.compile_mode=max-autotune"],
+            "trainer.compile_mode is not used: it is torch.compile's mode and "
+            "trainer.compile=false; remove trainer.compile_mode=...",
+        ),
+        (
+            ["schedule=constant", "schedule.decay_epoch=5"],
+            "schedule.decay_epoch is not used: schedule=constant never decays; remove "
+            "schedule.decay_epoch=...",
+        ),
+        (["optim.lr=0"], "optim.lr=0.0: must be > 0"),
+    ],
+)
+def test_a_bad_command_line_is_one_line(argv: list[str], line: str) -> None:
+    assert preflight(argv) == line
+
+
+def test_an_unknown_optimized_metric_is_refused_before_training() -> None:
+    problem = preflight(["method=cut", "optimized_metric=eval/psnr_BA"])
+    assert problem is not None and problem.startswith(
+        "optimized_metric=eval/psnr_BA is not a metric method=cut reports; use one of "
+        "eval/psnr_AB, eval/ssim_AB"
+    )
+    assert preflight(["optimized_metric=final/train/loss_cycle"]) is None
+
+
+def test_a_multirun_is_checked_job_by_job_over_its_group_choices(capsys) -> None:
+    # The CycleGAN cell is fine; the CUT cell has a key CUT does not read: the grid is refused.
+    problem = preflight(["-m", "method=cyclegan,cut", "loss.lambda_cyc=5"])
+    assert problem is not None and problem.startswith(
+        "job method=cut loss.lambda_cyc=5: loss.lambda_cyc is not a setting of method=cut"
+    )
+    # A sweep file's own grid (hydra.sweeper.params) is expanded too.
+    problem = preflight(["-m", "+experiment/sweeps=method_grid", "loss.lambda_cyc=5"])
+    assert problem is not None and "loss.lambda_cyc is not a setting of method=cut" in problem
+    # A bad value fails its own job only: the others still run and are ranked.
+    assert preflight(["-m", "optim.lr=-1"]) is None
+    assert "optim.lr=-1.0: must be > 0 (this job will fail; the others run)" in (
+        capsys.readouterr().err
+    )
+
+
+def test_presets_may_set_keys_their_mode_does_not_read() -> None:
+    # cpu_smoke sets schedule.decay_epoch for the default linear schedule; with schedule=constant
+    # the key is not read, and that is fine when the preset, not the user, set it.
+    assert preflight(["+experiment=cpu_smoke", "schedule=constant", "schedule.n_epochs=1"]) is None
+    assert preflight(["method=cut", "+experiment=cpu_smoke"]) is None
+
+
+def test_train_py_exits_2_with_the_line_before_any_work(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "method=cut", "loss.lambda_cyc=5",
+         f"hydra.run.dir={tmp_path / 'run'}"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "error: loss.lambda_cyc is not a setting of method=cut; its loss keys are: gan_mode, "
+        "lambda_gp, lambda_GAN, lambda_NCE, nce_idt"
+    ]
+    assert not (tmp_path / "run").exists()
