@@ -61,6 +61,7 @@ def make_method(
         )
     finally:
         torch.set_default_dtype(default)
+    method.model.to(dtype)  # buffers made in float32 on purpose (CUT's blur filters)
     return method
 
 
