@@ -17,6 +17,7 @@ from torch import nn
 
 from cyclegan.config import plugins
 from cyclegan.config.schema import register_configs, validate
+from cyclegan.loggers.group import build_loggers, logger_nodes
 from cyclegan.sweeps.sweep import describe_grid, main
 from cyclegan.training.builder import train
 
@@ -55,8 +56,8 @@ def test_preset_composes_and_instantiates(compose_cfg, tmp_path: Path, name: str
     optimizer = instantiate(cfg.optim, _convert_="all")(model.generator_parameters())
     assert optimizer.param_groups[0]["lr"] == cfg.optim.lr
     assert instantiate(cfg.schedule)(0) == 1.0
-    logger = instantiate(cfg.logger, _partial_=True)(run_dir=tmp_path / "log", config={})
-    logger.finish()
+    makers = {n: instantiate(node, _partial_=True) for n, node in logger_nodes(cfg.logger).items()}
+    build_loggers(makers, tmp_path / "log", {}, resume=False).finish()
 
 
 def test_seed_preset_is_the_full_size_recipe_on_summer2winter(compose_cfg) -> None:

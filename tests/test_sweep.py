@@ -70,7 +70,7 @@ def test_2x2_seeded_grid_ranked_by_cell_and_one_wandb_group(tmp_path: Path) -> N
             "2",
             *TINY,
             "trainer.sample_every=3",
-            "logger.mode=offline",
+            "logger.wandb.mode=offline",
             f"paths.data_dir={tmp_path / 'data'}",
             f"hydra.sweep.dir={sweep}",
         ],
