@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -35,11 +36,19 @@ FLAGS = [
 ]
 
 
+# Debian's /usr/bin/chromium is a shell script that adds flags and execs this binary; started
+# directly, nothing stands between the pipe's file descriptors and the browser.
+DEBIAN_BINARY = Path("/usr/lib/chromium/chromium")
+
+
 def chromium_path() -> str | None:
-    """Debian's chromium (or another Chromium on PATH), or $CHROMIUM."""
-    return os.environ.get("CHROMIUM") or next(
-        (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
-    )
+    """$CHROMIUM, else Debian's chromium binary, else a Chromium on PATH; None without one."""
+    if os.environ.get("CHROMIUM"):
+        return os.environ["CHROMIUM"]
+    if DEBIAN_BINARY.is_file() and os.access(DEBIAN_BINARY, os.X_OK):
+        return str(DEBIAN_BINARY)
+    names = ("chromium", "chromium-browser", "google-chrome")
+    return next((p for p in map(shutil.which, names) if p), None)
 
 
 class BrowserError(RuntimeError):
@@ -56,17 +65,22 @@ class Chromium:
         self._from_browser, from_browser_w = os.pipe()
 
         def as_fds_3_and_4() -> None:
-            # The browser reads commands on its fd 3 and writes replies on its fd 4. Copies first,
-            # so that a pipe end already numbered 3 or 4 is not overwritten before it is moved.
-            read, write = os.dup(to_browser_r), os.dup(from_browser_w)
+            # The browser reads commands on its fd 3 and writes replies on its fd 4. Copies above
+            # 9 first, so that a pipe end already numbered 3 or 4 is not overwritten before it is
+            # moved, and dup2 never meets an fd onto itself (which would keep close-on-exec).
+            read = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD, 10)
+            write = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD, 10)
             os.dup2(read, 3)
             os.dup2(write, 4)
+            os.set_inheritable(3, True)
+            os.set_inheritable(4, True)
 
+        self.log = tempfile.NamedTemporaryFile(prefix="chromium-", suffix=".log")  # noqa: SIM115
         self.process = subprocess.Popen(
             [executable, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=self.log,
             close_fds=False,  # closing would happen after the move and take fds 3 and 4 too
             preexec_fn=as_fds_3_and_4,
         )
@@ -82,10 +96,15 @@ class Chromium:
                 raise BrowserError("Chromium did not answer in time")
             chunk = os.read(self._from_browser, 1 << 16)
             if not chunk:
-                raise BrowserError("Chromium closed its DevTools pipe (did it crash?)")
+                raise BrowserError(f"Chromium closed its DevTools pipe: {self.last_words()}")
             self._buffer += chunk
         message, _, self._buffer = self._buffer.partition(b"\0")
         return json.loads(message)
+
+    def last_words(self) -> str:
+        """The end of Chromium's log, without the D-Bus complaints of a machine with no bus."""
+        lines = Path(self.log.name).read_text(errors="replace").splitlines()
+        return " | ".join([line for line in lines if "dbus" not in line][-3:])
 
     def send(self, method: str, session: str | None = None, **params: Any) -> dict[str, Any]:
         """A DevTools command; its result (events that arrive meanwhile are kept in `events`)."""
@@ -93,7 +112,10 @@ class Chromium:
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params}
         if session:
             message["sessionId"] = session
-        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        try:
+            os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        except BrokenPipeError:
+            raise BrowserError(f"Chromium is gone: {self.last_words()}") from None
         deadline = time.monotonic() + self.timeout
         while True:
             reply = self._read_message(deadline)
@@ -123,6 +145,7 @@ class Chromium:
             with contextlib.suppress(OSError):
                 os.close(fd)
         shutil.rmtree(self.profile, ignore_errors=True)
+        self.log.close()
 
 
 # Run in the page once it has loaded: what the tests check, as the browser sees it.

@@ -83,9 +83,12 @@ def line_chart(title: str, series: dict[str, tuple[list[int], list[float]]]) -> 
     chart = Chart(title=title)
     xs = [x for steps, _ in series.values() for x in steps]
     ys = [y for _, values in series.values() for y in values]
-    x_ticks = nice_ticks(min(xs), max(xs), 6)
+    # The x axis spans the steps logged (round ticks inside it); the y axis round values around
+    # the data.
+    x0, x1 = min(xs), max(xs)
+    x_ticks = [t for t in nice_ticks(x0, x1, 6) if x0 <= t <= x1] or [x0]
     y_ticks = nice_ticks(min(ys), max(ys), 5)
-    x0, x1, y0, y1 = x_ticks[0], x_ticks[-1], y_ticks[0], y_ticks[-1]
+    y0, y1 = y_ticks[0], y_ticks[-1]
 
     def sx(x: float) -> float:
         return chart.left + (x - x0) / ((x1 - x0) or 1) * chart.plot_width

@@ -32,7 +32,15 @@ def environment() -> Any:
         lstrip_blocks=True,
     )
     env.filters["num"] = number
+    env.filters["breakable"] = breakable
     return env
+
+
+def breakable(text: Any) -> Any:
+    """Escaped text that may wrap after each "/" (long metric names in narrow table headers)."""
+    from markupsafe import Markup, escape
+
+    return Markup("/<wbr>").join(escape(part) for part in str(text).split("/"))
 
 
 def render(template: str, path: Path, **context: Any) -> Path:

@@ -190,8 +190,11 @@ def run_context(run_dir: Path, config: dict[str, Any] | None = None) -> dict[str
     summary = read_json(run_dir / "summary.json")
     provenance = read_provenance(run_dir)
     metric = (summary or {}).get("optimized_metric")
+    overrides_file = run_dir / ".hydra" / "overrides.yaml"
+    overrides = yaml.safe_load(overrides_file.read_text()) if overrides_file.is_file() else None
     return {
         "title": run_dir.name if run_dir.name not in ("", ".") else str(run_dir),
+        "overrides": " ".join(map(str, overrides or [])),
         "run_dir": str(run_dir),
         "summary": summary,
         "metric": metric,
