@@ -141,7 +141,10 @@ def test_wandb_and_tensorboard_resumed_once_log_each_step_once(
             train(compose_cfg(*TINY, *both, *every_3))
     run = tmp_path / "run"
     assert load_checkpoint(run / "checkpoints" / "last.pt")["step"] == 3  # steps 4, 5 replay
+    # Even a crashed run has its page, saying what there is.
+    assert "not finished (no summary.json)" in (run / "report.html").read_text()
     train(compose_cfg(*TINY, *both, *every_3, "resume=auto"))
+    assert "finished, 2 epochs, 6 steps" in (run / "report.html").read_text()
 
     # TensorBoard: one folder, two event files (one per process), each step once in the files.
     log_dir = run / "tensorboard"

@@ -93,10 +93,11 @@ class TensorBoardLogger:
         config = {k: v for k, v in self.config.items() if k != "provenance"}
         if not resume:
             self._guard("config", lambda w: w.add_text("config", yaml_text(config), 0))
-        if provenance is not None:  # each process's own, at the step it starts from
-            step = self.resumed_step + 1 if resume else 0
+        if provenance is not None:  # each process's own, at the step it continues from (which
+            # moves no "last step on disk" forward: a later resume still skips exactly the logged)
             self._guard(
-                "provenance", lambda w: w.add_text("provenance", yaml_text(provenance), step)
+                "provenance",
+                lambda w: w.add_text("provenance", yaml_text(provenance), self.resumed_step),
             )
 
     def _guard(self, what: str, call: Any) -> None:

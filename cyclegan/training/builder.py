@@ -95,7 +95,6 @@ def _train(cfg: DictConfig, strategy: SingleProcess, device: torch.device) -> fl
         )  # fmt: skip
         summary = finish_summary(cfg, loop.fit(loader, cfg.schedule.n_epochs), loader, evaluator)
         strategy.on_main(lambda: write_json(run_dir / "summary.json", summary))
-        strategy.on_main(lambda: write_report_safely(run_dir, logged))
         logger.log_summary(summary)
         status = "finished"
     except Preempted:
@@ -103,6 +102,8 @@ def _train(cfg: DictConfig, strategy: SingleProcess, device: torch.device) -> fl
         raise
     finally:
         logger.finish(status)
+        # Finished, failed or pre-empted: the run's page shows what there is.
+        strategy.on_main(lambda: write_report_safely(run_dir, logged))
     return report(cfg, summary, evaluator, strategy)
 
 
