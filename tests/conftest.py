@@ -45,7 +45,7 @@ TINY = [
 
 @pytest.fixture(autouse=True)
 def _wandb_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No W&B unless a test asks for it (`logger.mode=offline`): the default logger's mode is
+    """No W&B unless a test asks for it (`logger.wandb.mode=offline`): the default logger's mode is
     ${oc.env:WANDB_MODE,offline}, and subprocesses inherit the variable."""
     monkeypatch.setenv("WANDB_MODE", "disabled")
 

@@ -12,6 +12,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from cyclegan.config.schema import ConfigError
 from cyclegan.data.synthetic import SyntheticLandscapes
+from cyclegan.loggers.group import build_loggers, logger_nodes
 from cyclegan.methods.cyclegan_networks import CycleGANNetworks
 from cyclegan.parts.losses.cut import CUTLoss
 from cyclegan.parts.losses.cyclegan import CycleGANLoss
@@ -21,6 +22,14 @@ from cyclegan.training.validation import network_spec, validate
 
 from .conftest import CONF
 
+# The loggers each logger option configures (`logger.<name>`).
+LOGGERS = {
+    "wandb": ["wandb"],
+    "file": ["file"],
+    "none": [],
+    "tensorboard": ["tensorboard"],
+    "many": ["wandb", "tensorboard"],
+}
 GROUPS = ["method", "model", "dataset", "loss", "optim", "schedule", "trainer", "logger", "recipe"]
 # Files starting with "_" are what the options of a group extend, not options.
 OPTIONS = [
@@ -77,11 +86,18 @@ def test_every_option_composes_and_instantiates(
         assert isinstance(rule, LRMultiplier)
         assert rule(cfg.schedule.n_epochs) == pytest.approx(0.0) or option == "constant"
     elif group == "logger":
-        logger = instantiate(cfg.logger, run_dir=tmp_path / "run")
+        nodes = logger_nodes(cfg.logger)
+        assert list(nodes) == LOGGERS[option]
+        makers = {name: instantiate(node, _partial_=True) for name, node in nodes.items()}
+        logger = build_loggers(makers, tmp_path / "run", {}, resume=False)
         logger.log_metrics({"x": 1.0}, step=1, epoch=0)
         logger.finish()
-        # W&B (disabled in tests) keeps metrics.jsonl too; only `none` writes nothing.
-        assert (tmp_path / "run" / "metrics.jsonl").exists() == (option in ("file", "wandb"))
+        # W&B (disabled in tests) and TensorBoard keep metrics.jsonl too, written once when they
+        # are combined; only `none` writes nothing.
+        metrics = tmp_path / "run" / "metrics.jsonl"
+        rows = metrics.read_text().splitlines() if metrics.exists() else []
+        assert len(rows) == (0 if option == "none" else 1)
+        assert (tmp_path / "run" / "tensorboard").is_dir() == ("tensorboard" in nodes)
     elif group == "dataset":
         if option == "synthetic":
             assert isinstance(instantiate(cfg.dataset.synthetic), SyntheticLandscapes)

@@ -49,6 +49,7 @@ def test_write_fixed_translations_leaves_exact_strips(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_png(out / "real_B.png"), as_uint8(real_B))
     np.testing.assert_array_equal(read_png(out / "fake_A.png"), as_uint8(real_B.flip(-1)))
     info = json.loads((out / "contact.json").read_text())
+    per_image = info.pop("per_image")
     assert info == {
         "step": 42,
         "paired": True,
@@ -56,6 +57,26 @@ def test_write_fixed_translations_leaves_exact_strips(tmp_path: Path) -> None:
         "image_size": [8, 8],
         "files": ["fake_A.png", "fake_B.png", "real_A.png", "real_B.png"],
     }
+
+    # Per image, for the run's report: the translation against the ground truth, and the way
+    # back against the input (no SSIM: 8 px is smaller than its 11 px window).
+    def unit(x: torch.Tensor) -> torch.Tensor:
+        return (x + 1) / 2
+
+    fake_B, fake_A = -real_A, real_B.flip(-1)
+    assert per_image["AB"] == pytest.approx(
+        {
+            "psnr": psnr(unit(fake_B), unit(real_B)).tolist(),
+            "psnr_cycle": psnr(unit(fake_B.flip(-1)), unit(real_A)).tolist(),
+        }
+    )
+    assert per_image["BA"] == pytest.approx(
+        {
+            "psnr": psnr(unit(fake_A), unit(real_A)).tolist(),
+            "psnr_cycle": psnr(unit(-fake_A), unit(real_B)).tolist(),
+        }
+    )
+    assert len(set(per_image["AB"]["psnr"])) == 3  # one value per image, not their mean
     assert not list(out.glob(".*tmp"))  # written atomically, nothing left behind
 
 

@@ -307,6 +307,8 @@ def test_ddp_run_writes_outputs_on_rank_0_only(ddp_run: Path) -> None:
         "checkpoints",
         "contact",  # the fixed test images' translations, for sweep contact sheets
         "metrics.jsonl",
+        "provenance.json",  # commit, command, versions, device: the main process's
+        "report.html",
         "samples",
         "summary.json",
         "train.log",

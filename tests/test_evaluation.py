@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -201,6 +202,26 @@ def test_training_logs_fid_and_tracks_best_and_final(trained_run: Path) -> None:
     assert summary["eval/fid_AB"] == fids[-1] and summary["best/fid_AB"] == min(fids)
     assert summary["best/psnr_AB"] == max(psnrs)
     assert "baseline/identity/kid_BA" in summary
+
+
+def test_summary_states_the_evaluation_protocol(trained_run: Path) -> None:
+    """What the numbers were measured on, so that runs measured differently are not compared."""
+    protocol = json.loads((trained_run / "summary.json").read_text())["eval_protocol"]
+    assert protocol == {
+        "metrics": ["psnr", "ssim", "fid", "kid"],
+        "test_images": {"A": 4, "B": 4},
+        "image_size": [32, 32],
+        "paired": True,
+        "psnr_ssim": protocol["psnr_ssim"],
+        "fid_kid": {
+            "feature_network": "tests.test_evaluation.TinyExtractor",
+            "weights_file": None,  # a network without a weights file: the hash of its state
+            "weights_sha256": hashlib.sha256().hexdigest(),  # (it has no parameters)
+            "kid_subsets": 100,
+            "kid_subset_size": 1000,
+        },
+    }
+    assert "Gaussian window 11" in protocol["psnr_ssim"]
 
 
 def test_evaluate_a_trained_checkpoint(trained_run: Path, tmp_path: Path) -> None:

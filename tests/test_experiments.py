@@ -18,6 +18,7 @@ from torch import nn
 
 from cyclegan.config import plugins
 from cyclegan.config.schema import register_configs
+from cyclegan.loggers.group import build_loggers, logger_nodes
 from cyclegan.methods.cyclegan_networks import CycleGANNetworks
 from cyclegan.runtime.strategy import SingleProcess
 from cyclegan.sweeps.sweep import describe_grid, main
@@ -67,8 +68,8 @@ def test_every_preset_builds_with_every_method(
     assert set(built.translators()) == set(type(built).directions)
     assert built.learning_rate() == cfg.optim.lr
     assert instantiate(cfg.schedule)(0) == 1.0
-    logger = instantiate(cfg.logger, _partial_=True)(run_dir=tmp_path / "log", config={})
-    logger.finish()
+    makers = {n: instantiate(node, _partial_=True) for n, node in logger_nodes(cfg.logger).items()}
+    build_loggers(makers, tmp_path / "log", {}, resume=False).finish()
 
 
 def test_seed_preset_is_the_full_size_recipe_on_summer2winter(compose_cfg) -> None:

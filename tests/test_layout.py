@@ -33,7 +33,8 @@ LAYERS: dict[str, set[str]] = {
     "evaluation": {"data"},  # PSNR/SSIM, FID/KID, report, samples, contact images
     "methods": {"parts", "runtime"},  # training algorithms: CycleGAN, CUT/FastCUT
     "config": {"parts", "data", "evaluation"},  # schema, value checks, resolvers, preflight
-    "loggers": {"config", "evaluation"},  # metrics.jsonl, W&B
+    "loggers": {"config", "evaluation"},  # metrics.jsonl, W&B, TensorBoard, several at once
+    "reports": {"config", "evaluation"},  # report.html of a run (and the pages' templates)
     "training": {
         "parts",
         "data",
@@ -43,6 +44,7 @@ LAYERS: dict[str, set[str]] = {
         "methods",
         "config",
         "loggers",
+        "reports",
     },  # the Hydra builder, the loop, checkpoint state, signals, exit statuses
     "inference": {
         "parts",
@@ -51,7 +53,7 @@ LAYERS: dict[str, set[str]] = {
         "checkpoints",
         "evaluation",
     },  # translate, export, ...
-    "sweeps": {"config", "evaluation"},  # grids, ranked tables, plots, contact sheets
+    "sweeps": {"config", "evaluation", "reports"},  # grids, ranked tables, plots, reports
 }
 
 

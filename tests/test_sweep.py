@@ -70,7 +70,8 @@ def test_2x2_seeded_grid_ranked_by_cell_and_one_wandb_group(tmp_path: Path) -> N
             "2",
             *TINY,
             "trainer.sample_every=3",
-            "logger.mode=offline",
+            "logger=[wandb,tensorboard]",
+            "logger.wandb.mode=offline",
             f"paths.data_dir={tmp_path / 'data'}",
             f"hydra.sweep.dir={sweep}",
         ],
@@ -126,6 +127,7 @@ def test_2x2_seeded_grid_ranked_by_cell_and_one_wandb_group(tmp_path: Path) -> N
     with Image.open(sweep / "contact_AB.png") as sheet:
         assert sheet.height == 4 * (96 + 2)
     info = json.loads((sweep / "0" / "contact" / "contact.json").read_text())
+    assert set(info.pop("per_image")) == {"AB", "BA"}
     assert info == {
         "step": 6,
         "paired": True,
@@ -150,6 +152,18 @@ def test_2x2_seeded_grid_ranked_by_cell_and_one_wandb_group(tmp_path: Path) -> N
     assert all("multirun" in wb.run["tags"] and wb.summary["state"] == "finished" for wb in runs)
     assert {wb.config["loss"]["lambda_cyc"] for wb in runs} == {5.0, 10.0}
     assert {wb.config["seed"] for wb in runs} == {0, 1}
+    # TensorBoard too, one run per job, and the command that shows them side by side.
+    assert len(list(sweep.glob("[0-9]/tensorboard/events.out.tfevents.*"))) == 4
+    assert (
+        f"TensorBoard: 4 runs; view them side by side with: tensorboard --logdir {sweep}"
+        in proc.stdout
+    )
+    # The page: the sweep's report, linking each job's own (written at the end of its training).
+    assert f"report: {sweep / 'report.html'}" in proc.stdout
+    page = (sweep / "report.html").read_text()
+    assert all(f'href="{n}/report.html"' in page for n in range(4))
+    assert all((sweep / str(n) / "report.html").is_file() for n in range(4))
+    assert all((sweep / str(n) / "provenance.json").is_file() for n in range(4))
 
 
 def test_failed_job_is_shown_failed_and_the_others_still_count(tmp_path: Path) -> None:

@@ -119,7 +119,9 @@ class Config:
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-    logger: Any = MISSING  # each logger option has its own keys
+    logger: Any = (
+        MISSING  # {name: a logger node}: logger=wandb, logger=[wandb,tensorboard], logger=none ({})
+    )
     paths: PathsConfig = field(default_factory=PathsConfig)
     seed: int = MISSING
     run_name: str = MISSING

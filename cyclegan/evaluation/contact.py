@@ -8,7 +8,9 @@ images (the trainer's `sample_images`) and leaves them where a sweep can find th
     <run dir>/contact/real_B.png   the other domain's fixed images; on a paired test set (the
                                    built-in one) the ground truth of fake_B, tile for tile
     <run dir>/contact/fake_A.png   G_BA(real_B), when the method has a B->A translator
-    <run dir>/contact/contact.json {"step", "paired", "n_images", "image_size", "files"}
+    <run dir>/contact/contact.json {"step", "paired", "n_images", "image_size", "files",
+                                   "per_image": per direction, PSNR/SSIM against the ground
+                                   truth (paired) and PSNR of the reconstruction (psnr_cycle)}
 
 `sweep.py` stacks one strip per job into a contact sheet (`contact_sheet`): inputs on top, the
 ground truth under them when there is one, then one labelled row per job. Strips are plain 8-bit
@@ -115,8 +117,10 @@ def write_fixed_translations(
     out.mkdir(parents=True, exist_ok=True)
     with torch.no_grad():
         strips = {"real_A": real_A, "fake_B": translate_AB(real_A), "real_B": real_B}
+        metrics = {"AB": _strip_metrics(strips, "A", "B", translate_BA, paired)}
         if translate_BA is not None:
             strips["fake_A"] = translate_BA(real_B)
+            metrics["BA"] = _strip_metrics(strips, "B", "A", translate_AB, paired)
     for name, images in strips.items():
         _save_strip(images, out / f"{name}.png")
     info = {
@@ -125,8 +129,47 @@ def write_fixed_translations(
         "n_images": int(real_A.shape[0]),
         "image_size": [int(real_A.shape[2]), int(real_A.shape[3])],
         "files": sorted(f"{name}.png" for name in strips),
+        "per_image": metrics,  # {"AB": {"psnr": [...], "ssim": [...], "psnr_cycle": [...]}, ...}
     }
     atomic_write(out / INFO_FILE, lambda tmp: tmp.write_text(json.dumps(info, indent=2) + "\n"))
+    return out
+
+
+def _strip_metrics(
+    strips: dict[str, torch.Tensor],
+    src: str,
+    dst: str,
+    back: Translator | None,
+    paired: bool,
+) -> dict[str, list[float]]:
+    """Per-image numbers of one direction's strip: the translation against the ground truth
+    (paired) and the reconstruction `back(fake)` against the input (when there is a way back)."""
+    real, fake = strips[f"real_{src}"], strips[f"fake_{dst}"]
+    reconstruction = back(fake) if back is not None else None
+    return per_image_metrics(real, fake, reconstruction, strips[f"real_{dst}"] if paired else None)
+
+
+def per_image_metrics(
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    reconstruction: torch.Tensor | None = None,
+    target: torch.Tensor | None = None,
+) -> dict[str, list[float]]:
+    """`psnr_cycle` (reconstruction against input) and `psnr`, `ssim` (translation against the
+    ground truth) per image, for what is given; all (N, C, H, W) in [-1, 1]."""
+    from cyclegan.data.transforms import to_image_range
+    from cyclegan.evaluation.paired import psnr, ssim
+
+    def unit(x: torch.Tensor) -> torch.Tensor:
+        return to_image_range(x.detach().float().cpu())
+
+    out: dict[str, list[float]] = {}
+    if reconstruction is not None:
+        out["psnr_cycle"] = psnr(unit(reconstruction), unit(real)).tolist()
+    if target is not None:
+        out["psnr"] = psnr(unit(fake), unit(target)).tolist()
+        if min(fake.shape[-2:]) >= 11:  # SSIM's 11 x 11 window, valid positions only
+            out["ssim"] = ssim(unit(fake), unit(target)).tolist()
     return out
 
 
@@ -241,9 +284,6 @@ def fixed_image_table(
     translation against `target`, the ground truth, when the test set has one. So runs can be
     compared image by image, not only by their mean.
     """
-    from cyclegan.data.transforms import to_image_range
-    from cyclegan.evaluation.paired import psnr, ssim
-
     n = real.shape[0]
     # The translation and the ground truth are of the other domain, whose channel count may differ.
     if fake.shape[0] != n:
@@ -252,20 +292,18 @@ def fixed_image_table(
         if x is not None and x.shape != like.shape:
             raise ValueError(f"{name} has shape {tuple(x.shape)}, expected {tuple(like.shape)}")
 
-    def unit(x: torch.Tensor) -> torch.Tensor:
-        return to_image_range(x.detach().float().cpu())
-
+    metrics = per_image_metrics(real, fake, reconstruction, target)
     columns = ["index", "input", "translation"]
     real_u8, fake_u8 = _to_uint8_hwc(real), _to_uint8_hwc(fake)
     rows: list[list[Any]] = [[i, real_u8[i], fake_u8[i]] for i in range(n)]
     if reconstruction is not None:
         rec_u8 = _to_uint8_hwc(reconstruction)
-        cycle = psnr(unit(reconstruction), unit(real)).tolist()
+        cycle = metrics["psnr_cycle"]
         columns += ["reconstruction", "psnr_cycle"]
         for i, row in enumerate(rows):
             row += [rec_u8[i], cycle[i]]
     if target is not None:
-        p, s = psnr(unit(fake), unit(target)).tolist(), ssim(unit(fake), unit(target)).tolist()
+        p, s = metrics["psnr"], metrics.get("ssim", [None] * n)
         gt = _to_uint8_hwc(target)
         columns += ["ground truth", "psnr", "ssim"]
         for i, row in enumerate(rows):

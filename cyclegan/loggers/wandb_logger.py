@@ -107,9 +107,9 @@ class WandbLogger:
         """`resume`: this training continues from a checkpoint (the builder says so), so the W&B
         run recorded in `wandb_run.json`, if any, continues too."""
         if mode not in MODES:
-            raise ConfigError(f"logger.mode={mode}: use offline, online or disabled")
+            raise ConfigError(f"logger.wandb.mode={mode}: use offline, online or disabled")
         self.run_dir = Path(run_dir)
-        self.files = FileLogger(run_dir)
+        self.files = FileLogger(run_dir, resume=resume)
         self.mode = mode
         self.log_model = log_model
         self._run: Any = None
@@ -312,7 +312,7 @@ class WandbLogger:
 
         checkpoint = self.run_dir / "checkpoints" / "last.pt"
         if not checkpoint.is_file():
-            log.warning("logger.log_model: no %s to upload", checkpoint)
+            log.warning("logger.wandb.log_model: no %s to upload", checkpoint)
             return
         artifact = wandb.Artifact(f"{run.id}-model", type="model")
         artifact.add_file(str(checkpoint), name="last.pt")

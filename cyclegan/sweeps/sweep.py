@@ -12,12 +12,15 @@
 - `<metric>_vs_<key>.png`: the ranked metric against a swept value, error bars over seeds, one line
   per setting of the other swept keys;
 - `contact_AB.png`: the same fixed test images translated by every cell (its first seed);
-- `curves_<key>.png`: one training curve per job.
+- `curves_<key>.png`: one training curve per job;
+- `report.html`: all of the above on one page that opens offline, linking each job's report;
+- a warning for each way the jobs differ besides their overrides (commit, evaluation protocol,
+  dependency versions: `provenance_check`), and the TensorBoard and W&B commands (`viewers`).
 
 A job that failed is listed as failed; the others still count. Everything is read from disk, so
 `--collect DIR [DIR ...]` redoes the comparison of any multiruns, several sweeps in one table.
-Jobs and cells are read and ranked in `sweep_jobs`, the pictures drawn in `sweep_plots`; this
-module runs the grid and writes the tables.
+Jobs and cells are read and ranked in `jobs`, the pictures drawn in `plots`, the page written by
+`html_report`; this module runs the grid and writes the tables.
 """
 
 from __future__ import annotations
@@ -30,11 +33,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from omegaconf import OmegaConf
-
 from cyclegan.config.plugins import experiment_settings, missing_plugin_message
 from cyclegan.config.preflight import RankingUnavailable, check_ranking
+from cyclegan.config.renamed import renamed_key_message
 from cyclegan.config.run_identity import claim_stamped_dir, sweep_group
+from cyclegan.sweeps.html_report import sweep_context, write_sweep_report
 from cyclegan.sweeps.jobs import (
     SEED_KEY,
     Cell,
@@ -48,6 +51,7 @@ from cyclegan.sweeps.jobs import (
     ranking_rule,
 )
 from cyclegan.sweeps.plots import plot_curves, plot_metric_vs, write_contact_sheet
+from cyclegan.sweeps.provenance_check import comparison_warnings
 from cyclegan.sweeps.tables import (
     cell_table,
     csv_table,
@@ -58,31 +62,11 @@ from cyclegan.sweeps.tables import (
     shown_columns,
     write_csv,
 )
+from cyclegan.sweeps.viewers import optuna_lines, tensorboard_lines, wandb_summary
 
 EXIT_JOB_FAILED = 1
 EXIT_USAGE = 2
 DEFAULT_PLOT = "train/loss_cycle"
-
-
-def wandb_summary(jobs: list[Job], sweep_dirs: list[Path]) -> list[str]:
-    """Lines naming the W&B group of each sweep's runs and how to upload the offline ones."""
-    lines = []
-    for sweep_dir in sweep_dirs:
-        offline = sorted(sweep_dir.glob("*/wandb/offline-run-*"))
-        online = sorted(sweep_dir.glob("*/wandb/run-*"))
-        if not offline and not online:
-            continue
-        logger = next((j.config.get("logger") or {} for j in jobs), {})
-        group = logger.get("group") or sweep_group(sweep_dir)
-        lines.append(
-            f"W&B: {len(offline) + len(online)} runs in group '{group}' "
-            f"(project '{logger.get('project', 'cyclegan')}')"
-        )
-        if offline:
-            lines.append(
-                f"upload the offline runs with: wandb sync {sweep_dir}/*/wandb/offline-run-*"
-            )
-    return lines
 
 
 def _missing_metric_line(jobs: list[Job], metric: str) -> str:
@@ -120,17 +104,25 @@ def report(
 
     failed = sum(j.failed for j in jobs)
     where = dirs[0] if len(dirs) == 1 else f"{len(dirs)} sweeps"
-    print(
-        f"\n{len(jobs)} jobs in {where} ({len(cells)} cells), ranked by {metric} ({mode}); "
-        f"{failed} failed\n"
+    headline = (
+        f"{len(jobs)} jobs in {where} ({len(cells)} cells), ranked by {metric} ({mode}); "
+        f"{failed} failed"
     )
+    print(f"\n{headline}\n")
     print(format_table(header, rows))
-    for line in _notes(cells, jobs, metric):
+    notes = _notes(cells, jobs, metric)
+    warnings = comparison_warnings(jobs)  # commit, evaluation protocol, versions
+    for line in [*notes, *(["", *warnings] if warnings else [])]:
         print(line)
     print(f"\nwritten: {out_dir / 'comparison.csv'} (a row per cell and per job), {out_dir / 'comparison.md'}")  # fmt: skip
-    _pictures(cells, ranked_jobs, metric, mode, plot, out_dir, x_key)
-    for line in _optuna_lines(dirs) + wandb_summary(jobs, dirs):
+    pictures = _pictures(cells, ranked_jobs, metric, mode, plot, out_dir, x_key)
+    viewers = optuna_lines(dirs) + wandb_summary(jobs, dirs) + tensorboard_lines(dirs)
+    for line in viewers:
         print(line)
+    tables = sweep_context(cells, ranked_jobs, metric, mode, columns, out_dir)
+    title = str(where) if len(dirs) > 1 else sweep_group(dirs[0])
+    page = write_sweep_report(out_dir, title, headline, tables, notes, warnings, pictures, viewers)
+    print(f"report: {page}")
     return EXIT_JOB_FAILED if failed else 0
 
 
@@ -161,16 +153,6 @@ def _notes(cells: list[Cell], jobs: list[Job], metric: str) -> list[str]:
     return notes
 
 
-def _optuna_lines(dirs: list[Path]) -> list[str]:
-    lines = []
-    for path in (d / "optimization_results.yaml" for d in dirs):
-        if path.is_file():
-            best = OmegaConf.load(path)
-            params = dict(best.get("best_params", {}))
-            lines.append(f"Optuna best: {best.get('best_value')} with {params}")
-    return lines
-
-
 def _pictures(
     cells: list[Cell],
     jobs: list[Job],
@@ -179,30 +161,36 @@ def _pictures(
     plot: str,
     out_dir: Path,
     x_key: str | None,
-) -> None:
-    """The plots and the contact sheet, each named as written or said why not."""
+) -> list[Path]:
+    """The plots and the contact sheet, each named as written or said why not; returns them."""
+    written: list[Path] = []
     try:
         png = plot_metric_vs(cells, metric, mode, x_key, out_dir)
         print(f"plot: {png}" if png else f"no {metric} plot: fewer than two cells have it")
-        png = plot_curves(jobs, plot, out_dir / f"curves_{plot.replace('/', '_')}.png")
-        print(f"plot: {png}" if png else f"no curves: no job logged {plot!r} in metrics.jsonl")
+        curves = plot_curves(jobs, plot, out_dir / f"curves_{plot.replace('/', '_')}.png")
+        print(
+            f"plot: {curves}" if curves else f"no curves: no job logged {plot!r} in metrics.jsonl"
+        )
+        written += [p for p in (png, curves) if p is not None]
     except ImportError:
         print("no plots: matplotlib is not installed (pip install matplotlib)")
     sheet, missing = write_contact_sheet(cells, metric, out_dir)
     if sheet is not None:
         print(f"contact sheet: {sheet}")
+        written.append(sheet)
     elif missing:
         print(
             "no contact sheet: no job left fixed translations (<job>/contact/, written at the "
             "end of training)"
         )
-        return
+        return written
     if missing:
         print(
             f"no fixed translations (contact/contact.json) from {len(missing)} cell(s): "
             + "; ".join(missing[:3])
             + (" ..." if len(missing) > 3 else "")
         )
+    return written
 
 
 # ---------------------------------------------------------------------------- grids
@@ -357,6 +345,9 @@ def checked_overrides(args: argparse.Namespace, root: Path) -> list[str]:
         known = ", ".join(grid_names(experiments_dir))
         raise SweepError(f"no grid '{args.name}' in {experiments_dir / 'sweeps'}; use one of: {known}")  # fmt: skip
     overrides = list(args.overrides)
+    renamed = renamed_key_message(overrides)
+    if renamed is not None:
+        raise SweepError(renamed)
     if args.seeds is not None:
         overrides.append(seed_override(parse_seeds(args.seeds), grid, overrides))
     grid_override = f"+experiment/sweeps={args.name}"

@@ -19,15 +19,19 @@ from omegaconf import DictConfig, OmegaConf
 from cyclegan.checkpoints.file import check_resume_config, find_resume_checkpoint, load_checkpoint
 from cyclegan.checkpoints.record import check_same_method, upgrade_saved_config
 from cyclegan.config.preflight import metric_problem
+from cyclegan.config.provenance import record as record_provenance
 from cyclegan.data.builders import build_train_loader, load_test_images, prepare_dataset
 from cyclegan.data.device_cache import DeviceBatches
 from cyclegan.data.spec import DatasetSpec
 from cyclegan.evaluation.evaluator import build_evaluator
+from cyclegan.evaluation.protocol import evaluation_protocol
 from cyclegan.evaluation.ranking import fid_enabled
 from cyclegan.evaluation.report import format_evaluation
 from cyclegan.files import write_json
 from cyclegan.loggers.basic import NullLogger
+from cyclegan.loggers.group import build_loggers, logger_nodes
 from cyclegan.methods.base import Execution, TrainingMethod
+from cyclegan.reports.run_report import write_report_safely
 from cyclegan.runtime.device import configure_backends, resolve_device, seed_everything
 from cyclegan.runtime.strategy import SingleProcess, build_strategy
 from cyclegan.training.exit_policy import OutputDirError
@@ -73,7 +77,9 @@ def _train(cfg: DictConfig, strategy: SingleProcess, device: torch.device) -> fl
             loader.dataset, loader.sampler, cfg.trainer.batch_size, device, method.memory_format
         )
     resolved: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)  # type: ignore[assignment]
-    logger = strategy.on_main(lambda: build_logger(cfg, run_dir, resolved)) or NullLogger()
+    provenance = strategy.on_main(lambda: record_provenance(run_dir, device))
+    logged = {**resolved, "provenance": provenance}  # not in checkpoints: a resume may differ
+    logger = strategy.on_main(lambda: build_logger(cfg, run_dir, logged)) or NullLogger()
     status = "failed"
     try:  # from here on the logger is always finished, with the run's real status
         loop = TrainingLoop(
@@ -96,6 +102,8 @@ def _train(cfg: DictConfig, strategy: SingleProcess, device: torch.device) -> fl
         raise
     finally:
         logger.finish(status)
+        # Finished, failed or pre-empted: the run's page shows what there is.
+        strategy.on_main(lambda: write_report_safely(run_dir, logged))
     return report(cfg, summary, evaluator, strategy)
 
 
@@ -120,12 +128,15 @@ def build_evaluation(
 
 
 def build_logger(cfg: DictConfig, run_dir: Path, resolved: dict[str, Any]) -> Any:
-    """The logger (rank 0 alone logs). Partial, so the resolved config reaches it as a plain dict
-    (W&B stores it), not as a node that instantiate would walk into. A training that continues
-    from a checkpoint continues its logger's run too (one W&B run per training)."""
+    """The loggers (rank 0 alone logs): each `logger.<name>` entry, as one. Partial, so the
+    resolved config reaches them as a plain dict (W&B stores it), not as a node that instantiate
+    would walk into. A training that continues from a checkpoint continues its loggers' runs too
+    (one W&B run, one TensorBoard run per training)."""
     resuming = find_resume_checkpoint(cfg.resume, run_dir / "checkpoints") is not None
-    make = instantiate(cfg.logger, _partial_=True)
-    return make(run_dir=run_dir, config=resolved, resume=resuming)
+    makers = {
+        name: instantiate(node, _partial_=True) for name, node in logger_nodes(cfg.logger).items()
+    }
+    return build_loggers(makers, run_dir, resolved, resuming)
 
 
 def build_method(
@@ -169,6 +180,7 @@ def finish_summary(
         summary.update(evaluator.baselines)
     summary["optimized_metric"] = cfg.optimized_metric
     summary["optimized_mode"] = cfg.optimized_mode  # sweep.py ranks by these, as best.pt did
+    summary["eval_protocol"] = evaluation_protocol(evaluator)  # what the numbers were measured on
     return summary
 
 
