@@ -44,7 +44,7 @@ TRAINING = [
     "trainer.progress=false",
     "trainer.strategy=ddp",
     "resume=auto",
-    "logger.mode=offline",
+    "logger.wandb.mode=offline",
 ]
 SLURM_DDP = ["hydra/launcher=slurm_ddp", *NODE, "hydra.launcher.tasks_per_node=2"]
 
