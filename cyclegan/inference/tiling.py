@@ -63,7 +63,7 @@ def run_tiled(
     batch_size: int = 4,
 ) -> torch.Tensor:
     """Translate (1, C, H, W) in overlapping tile x tile windows, blended by linear ramps."""
-    _, c, h, w = x.shape
+    _, _, h, w = x.shape
     th, tw = min(tile, h), min(tile, w)
     boxes = [
         (top, left)
@@ -71,13 +71,16 @@ def run_tiled(
         for left in _starts(w, tw, tile - overlap)
     ]
     weight = _ramp(th, overlap, x.device)[:, None] * _ramp(tw, overlap, x.device)[None, :]
-    out = torch.zeros(1, c, h, w, device=x.device)
+    out: torch.Tensor | None = None
     total = torch.zeros(1, 1, h, w, device=x.device)
     for i in range(0, len(boxes), batch_size):
         chunk = boxes[i : i + batch_size]
         tiles = torch.cat([x[..., t : t + th, lft : lft + tw] for t, lft in chunk])
         y = run_padded(generator, tiles).float()
+        if out is None:  # the generator's output channels (a grayscale model from RGB, ...)
+            out = torch.zeros(1, y.shape[1], h, w, device=x.device)
         for (t, lft), y_tile in zip(chunk, y, strict=True):
             out[..., t : t + th, lft : lft + tw] += y_tile * weight
             total[..., t : t + th, lft : lft + tw] += weight
+    assert out is not None
     return out / total
