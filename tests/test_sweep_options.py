@@ -1,4 +1,4 @@
-"""sweep.py's `--x`, `--plot` and `--mode` (README, Sweeps), on
+"""sweep.py's `--x`, `--plot`, `--mode` and `--collect` of overlapping sweeps (README, Sweeps), on
 job directories written the way a multirun leaves them (`.hydra/overrides.yaml`,
 `.hydra/config.yaml`, `summary.json`, `metrics.jsonl`: what cyclegan/sweeps/jobs.py reads), so no
 training is needed. The plots are read back from the figures matplotlib saves."""
@@ -176,3 +176,41 @@ def test_mode_ranks_min_or_max(tmp_path: Path, figures: dict, capsys) -> None:
     assert ranked[0]["same as best?"] == "best" and ranked[-1]["same as best?"] == "no"
     assert "lower is better" in figures["eval_psnr_AB_vs_loss.lambda_cyc.png"]["ylabel"]
     assert "ranked by eval/psnr_AB (min)" in capsys.readouterr().out
+
+
+def test_collect_pools_the_seeds_of_cells_two_sweeps_share(tmp_path: Path, monkeypatch) -> None:
+    """The second sweep reruns lambda_cyc=10 lambda_id=5 with new seeds (its overrides written in
+    another order: typed in another order) and adds a cell: the shared cell has both's seeds."""
+    first, second = tmp_path / "lambda_grid" / "t1", tmp_path / "lambda_grid" / "t2"
+    values: dict[str, list[float]] = {}
+    for num, (cyc, seed) in enumerate((c, s) for c in (5, 10) for s in (0, 1, 2)):
+        value = psnr(cyc, 5, seed)
+        values.setdefault(f"loss.lambda_cyc={cyc} loss.lambda_id=5", []).append(value)
+        overrides = [f"loss.lambda_cyc={cyc}", "loss.lambda_id=5", f"seed={seed}"]
+        write_job(first / str(num), overrides, {"eval/psnr_AB": value}, [])
+    for num, (cyc, lid, seed) in enumerate(
+        (c, i, s) for c, i in ((10, 5), (40, 0)) for s in (3, 4)
+    ):
+        value = psnr(cyc, lid, seed) + 0.5  # another run: other numbers
+        values.setdefault(f"loss.lambda_cyc={cyc} loss.lambda_id={lid}", []).append(value)
+        overrides = [f"seed={seed}", f"loss.lambda_id={lid}", f"loss.lambda_cyc={cyc}"]
+        write_job(second / str(num), overrides, {"eval/psnr_AB": value}, [])
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "both"
+    assert main(["--collect", str(first), str(second), "--out", str(out)], root=ROOT) == 0
+    pooled = {c["overrides"]: c for c in cells(out)}
+    assert set(pooled) == set(values)
+    shared = pooled["loss.lambda_cyc=10 loss.lambda_id=5"]
+    assert (shared["n"], shared["seeds"]) == ("5", "0,1,2,3,4")
+    assert shared["jobs"].split() == [
+        *(f"lambda_grid-t1/{i}" for i in (3, 4, 5)),
+        *(f"lambda_grid-t2/{i}" for i in (0, 1)),
+    ]
+    assert pooled["loss.lambda_cyc=5 loss.lambda_id=5"]["n"] == "3"
+    assert pooled["loss.lambda_cyc=40 loss.lambda_id=0"]["n"] == "2"
+    for label, cell in pooled.items():  # mean and sample std over every seed of the cell
+        assert float(cell["eval/psnr_AB (max)"]) == pytest.approx(statistics.mean(values[label]))
+        assert float(cell["eval/psnr_AB std"]) == pytest.approx(statistics.stdev(values[label]))
+    jobs = [r for r in read_csv(out / "comparison.csv") if r["kind"] == "job"]
+    assert len(jobs) == 10
