@@ -18,6 +18,8 @@ from cyclegan.parts.networks.resnet import Generator
 
 from .conftest import build_networks
 
+LAYOUTS = Path(__file__).parent / "data" / "reference-layouts"
+
 
 def _nontrivial(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     torch.manual_seed(seed)
@@ -57,17 +59,17 @@ def test_container_builds_each_direction_and_discriminator_per_domain() -> None:
         build_networks("resnet", channels=(3, 0))
 
 
-def test_official_grayscale_generator_is_detected_from_its_weights(tmp_path: Path) -> None:
-    # The official code's resnet generator with --input_nc 1 --output_nc 1 (conv_block layout).
-    official = _nontrivial(Generator(1, ngf=8, n_residual_blocks=2, upsampling="transposed"))
-    path = tmp_path / "latest_net_G_A.pth"
-    torch.save(official.state_dict(), path)
+def test_official_grayscale_generator_is_detected_from_its_weights() -> None:
+    # Written by the official code: define_G(1, 1, 4, 'resnet_6blocks'), i.e. --input_nc 1
+    # --output_nc 1, with the outputs it computed (tests/data/reference-layouts/README.md).
+    path = LAYOUTS / "official_G_resnet6_ngf4_gray.pth"
     loaded = load_generator(path)
     assert loaded.format is Format.official
-    assert loaded.spec == GeneratorSpec(1, 8, 2, "transposed", out_channels=1)
-    x = torch.rand(1, 1, 16, 16) * 2 - 1
+    assert loaded.spec == GeneratorSpec(1, 4, 6, "transposed", out_channels=1)
+    io = torch.load(LAYOUTS / "io_reference_layouts.pt", weights_only=True)[path.stem]
     with torch.no_grad():
-        assert torch.equal(loaded.generator(x), official(x))
+        out = loaded.generator(io["input"])
+    torch.testing.assert_close(out, io["output_eval"], atol=1e-5, rtol=1e-5)
 
 
 def test_checkpoint_directions_take_their_channels_from_the_weights(tmp_path: Path) -> None:
@@ -99,7 +101,7 @@ def test_translate_reads_and_writes_the_generators_channels(
     tmp_path: Path, c_in: int, c_out: int
 ) -> None:
     g = _nontrivial(Generator(ngf=8, n_residual_blocks=1, in_channels=c_in, out_channels=c_out))
-    weights = tmp_path / "G_AB_1.pth"
+    weights = tmp_path / f"generator_{c_in}to{c_out}.pth"  # our Generator's state dict
     torch.save(g.state_dict(), weights)
     photos = tmp_path / "in"
     photos.mkdir()

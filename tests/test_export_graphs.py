@@ -388,9 +388,13 @@ def test_format_names_the_output_and_input_format_the_input(
 ) -> None:
     official = DATA / "official_latest_net_G_A_resnet6_ngf16.pth"
     args = [f"ckpt={official}", f"output={tmp_path / 'a'}"]
-    assert main([*args, "input_format=pytorch-gan"]) == 0  # forced: recorded as the source's
+    assert main([*args, "input_format=official"]) == 0  # forced: recorded as the source's
     info = json.loads((tmp_path / "a" / "generator.json").read_text())
-    assert info["source"]["format"] == "pytorch-gan"
+    assert info["source"]["format"] == "official"
+    # A format the file does not fit is refused in one line, and nothing is written.
+    assert main([f"ckpt={official}", f"output={tmp_path / 'c'}", "input_format=pytorch-gan"]) == 2
+    assert "drop format=" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
     # format=<input format>, as before ONNX existed: still the input's, with a note.
     assert main([f"ckpt={official}", f"output={tmp_path / 'b'}", "format=official"]) == 0
     assert "write input_format=official" in capsys.readouterr().err

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -11,6 +13,8 @@ from cyclegan.parts.networks.factory import build_discriminator, build_generator
 from cyclegan.parts.networks.init import init_weights
 from cyclegan.parts.networks.resnet import Generator
 from cyclegan.parts.networks.unet import UnetGenerator
+
+DATA = Path(__file__).parent / "data"
 
 
 @pytest.mark.parametrize(
@@ -80,19 +84,35 @@ def test_resnet_generator_norms_follow_the_official_bias_rule(norm: str, upsampl
     )
 
 
+# Official ResNet generators (--norm instance|batch|none) written by the official code, with the
+# inputs and outputs it computed (tests/data/README.md).
+OFFICIAL_BY_NORM = {
+    "instance": ("official_latest_net_G_A_resnet6_ngf16.pth", "io.pt", 16),
+    "batch": (
+        "reference-layouts/official_G_resnet6_ngf4_batch.pth",
+        "reference-layouts/io_reference_layouts.pt",
+        4,
+    ),
+    "none": (
+        "reference-layouts/official_G_resnet6_ngf4_none.pth",
+        "reference-layouts/io_reference_layouts.pt",
+        4,
+    ),
+}
+
+
 @pytest.mark.parametrize("norm", ["instance", "batch", "none"])
-def test_importer_reads_the_norm_of_a_resnet_file(norm: str, tmp_path) -> None:
+def test_importer_reads_the_norm_of_a_resnet_file(norm: str) -> None:
     from cyclegan.inference.importers import load_generator
 
-    torch.manual_seed(0)
-    G = Generator(3, 4, 2, "transposed", norm).eval()
-    path = tmp_path / "latest_net_G.pth"
-    torch.save(G.state_dict(), path)
-    loaded = load_generator(path)
+    name, io_name, ngf = OFFICIAL_BY_NORM[norm]
+    loaded = load_generator(DATA / name)
     assert loaded.spec.norm == norm and loaded.spec.variant == "paper"
-    x = torch.rand(1, 3, 16, 16)
-    with torch.no_grad():
-        torch.testing.assert_close(loaded.generator(x), G(x))
+    assert (loaded.spec.ngf, loaded.spec.n_residual_blocks) == (ngf, 6)
+    io = torch.load(DATA / io_name, weights_only=True)[Path(name).stem]
+    with torch.no_grad():  # eval mode: batch norm with the file's running statistics
+        out = loaded.generator(io["input"])
+    torch.testing.assert_close(out, io["output_eval"], atol=1e-5, rtol=1e-5)
 
 
 def test_pytorch_gan_discriminator_takes_every_norm() -> None:

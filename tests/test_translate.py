@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +17,13 @@ from cyclegan.parts.networks.resnet import Generator
 
 @pytest.fixture
 def generator_file(tmp_path: Path) -> tuple[Path, Generator]:
-    """A small PyTorch-GAN-format generator file (G_AB_<epoch>.pth) with non-trivial weights."""
-    torch.manual_seed(0)
-    g = Generator(3, ngf=8, n_residual_blocks=1)
-    with torch.no_grad():
-        for name, p in g.named_parameters():
-            if name.endswith("bias"):
-                p.normal_(0, 0.1)
-    path = tmp_path / "G_AB_5.pth"
-    torch.save(g.state_dict(), path)
+    """A generator file written by the official code (6 residual blocks, ngf 16, random weights:
+    tests/data/README.md) under the name it gives it, and our Generator holding its weights."""
+    reference = Path(__file__).parent / "data" / "official_latest_net_G_A_resnet6_ngf16.pth"
+    path = tmp_path / "latest_net_G_A.pth"
+    shutil.copyfile(reference, path)
+    g = Generator(3, ngf=16, n_residual_blocks=6, upsampling="transposed")
+    g.load_state_dict(torch.load(path, weights_only=True), strict=True)
     return path, g.eval()
 
 

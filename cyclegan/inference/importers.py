@@ -44,7 +44,12 @@ from torch import nn
 from cyclegan.checkpoints.file import CheckpointError, load_checkpoint
 from cyclegan.checkpoints.record import trained_by
 from cyclegan.inference.cut_weights import cut_generator_spec, fit_filters
-from cyclegan.inference.weights_file import load_state, strip_wrapper_prefixes, tensors_of
+from cyclegan.inference.weights_file import (
+    drop_legacy_norm_keys,
+    load_state,
+    strip_wrapper_prefixes,
+    tensors_of,
+)
 from cyclegan.parts.networks.spec import UPSAMPLING, GeneratorSpec
 from cyclegan.parts.networks.unet import infer_unet_spec, is_unet_state_dict
 
@@ -72,7 +77,6 @@ class Direction(StrEnum):
 _BLOCK_ATTR = {"nearest": "block", "transposed": "conv_block", "antialias": "conv_block"}
 _BLOCK_KEY = re.compile(r"^model\.(\d+)\.(block|conv_block)\.")
 _TOP_CONV_KEY = re.compile(r"^model\.(\d+)\.weight$")
-_LEGACY_NORM_SUFFIXES = ("running_mean", "running_var", "num_batches_tracked")
 
 
 @dataclass
@@ -116,11 +120,19 @@ def read_weights(path: str | Path, fmt: str | Format = "auto") -> WeightsFile:
     if forced is Format.exported or (forced is None and path.suffix == ".safetensors"):
         return _read_exported(path)
     state = load_state(path, "give a .pt/.pth/.safetensors generator file")
-    if "format_version" in state and "model" in state:  # our training checkpoint
+    ours = "format_version" in state and "model" in state  # our training checkpoint
+    tensors = {} if ours else tensors_of(state)
+    container = any(k.startswith(("G_AB.", "G_BA.")) for k in tensors)  # a bare CycleGAN one
+    if forced is not None and (forced is Format.checkpoint) != (ours or container):
+        what = "a training checkpoint of this project" if ours or container else "a foreign file"
+        raise CheckpointError(
+            f"format={forced} does not fit '{path}': it is {what}; drop format= "
+            "(the format is detected from the keys)"
+        )
+    if ours:
         state = load_checkpoint(path)  # the one reader of training state (format-version check)
         return _from_checkpoint(path, state)
-    tensors = tensors_of(state)
-    if any(k.startswith(("G_AB.", "G_BA.")) for k in tensors):  # a bare CycleGAN container
+    if container:
         translators = {
             d: (d.container_key, infer_spec(_under(tensors, d.container_key))) for d in Direction
         }
@@ -214,8 +226,17 @@ def _detect_foreign_format(path: Path, tensors: Mapping[str, torch.Tensor]) -> F
 # ---------------------------------------------------------------------------------- building
 
 
-def infer_spec(tensors: Mapping[str, torch.Tensor]) -> GeneratorSpec:
-    """Architecture of a generator state dict (ResNet or official U-Net), from keys and shapes."""
+# The ResNet layout each foreign format names, and how its residual blocks are keyed.
+FORMAT_UPSAMPLING = {Format.pytorch_gan: "nearest", Format.official: "transposed"}
+_LAYOUT = {"nearest": "PyTorch-GAN's (format=pytorch-gan)", "transposed": "the official (format=official)"}  # fmt: skip
+
+
+def infer_spec(tensors: Mapping[str, torch.Tensor], upsampling: str | None = None) -> GeneratorSpec:
+    """Architecture of a generator state dict (ResNet or official U-Net), from keys and shapes.
+
+    `upsampling`: the ResNet layout a forced format names; it must agree with the residual blocks'
+    keys, and it is what tells the layout of a generator without residual blocks.
+    """
     if is_unet_state_dict(tensors):
         unet = infer_unet_spec(tensors)
         return GeneratorSpec(
@@ -232,24 +253,7 @@ def infer_spec(tensors: Mapping[str, torch.Tensor]) -> GeneratorSpec:
         raise CheckpointError(
             "no 7x7 first convolution at 'model.1.weight': not a CycleGAN ResNet generator"
         )
-    blocks: dict[int, str] = {}
-    for key in tensors:
-        if m := _BLOCK_KEY.match(key):
-            blocks[int(m.group(1))] = m.group(2)
-    if not blocks:
-        raise CheckpointError("no residual blocks ('model.<i>.block.' keys) in the weights")
-    if len(set(blocks.values())) > 1:
-        raise CheckpointError("the weights mix 'block.' and 'conv_block.' residual blocks")
-    # With dropout, index 6 of a block is its second conv (4-d); with batch norm, a BN weight (1-d).
-    if any(
-        re.match(r"^model\.\d+\.conv_block\.6\.weight$", k) and v.dim() == 4
-        for k, v in tensors.items()
-    ):
-        raise CheckpointError(
-            "this official generator was trained with dropout in its residual blocks "
-            "(--no_dropout off); that layout is not supported"
-        )
-    upsampling = "nearest" if next(iter(blocks.values())) == "block" else "transposed"
+    n_blocks, upsampling = _resnet_blocks(tensors, upsampling)
     in_channels, out_channels = io_channels(tensors)
     # The official bias rule tells the norm: conv biases only next to instance norm (pre-0.4
     # files also carry instance-norm running stats, so those cannot tell), batch norm's weight.
@@ -261,8 +265,40 @@ def infer_spec(tensors: Mapping[str, torch.Tensor]) -> GeneratorSpec:
         else "none"
     )
     return GeneratorSpec(
-        in_channels, int(first.shape[0]), len(blocks), upsampling, out_channels, norm=norm
+        in_channels, int(first.shape[0]), n_blocks, upsampling, out_channels, norm=norm
     )
+
+
+def _resnet_blocks(tensors: Mapping[str, torch.Tensor], upsampling: str | None) -> tuple[int, str]:
+    """(residual blocks, upsampling) of a ResNet state dict: the layout its blocks' keys show,
+    which a forced format's must match; the forced one for a generator without blocks."""
+    blocks = {int(m.group(1)): m.group(2) for k in tensors if (m := _BLOCK_KEY.match(k))}
+    if not blocks and upsampling is None:
+        raise CheckpointError(
+            "no residual blocks ('model.<i>.block.' or 'conv_block.' keys) in the weights; for a "
+            "generator without them, name its layout: format=pytorch-gan or format=official"
+        )
+    if len(set(blocks.values())) > 1:
+        raise CheckpointError("the weights mix 'block.' and 'conv_block.' residual blocks")
+    # With dropout, index 6 of a block is its second conv (4-d); with batch norm, a BN weight (1-d).
+    if any(
+        re.match(r"^model\.\d+\.conv_block\.6\.weight$", k) and v.dim() == 4
+        for k, v in tensors.items()
+    ):
+        raise CheckpointError(
+            "this official generator was trained with dropout in its residual blocks "
+            "(--no_dropout off); that layout is not supported"
+        )
+    if not blocks:
+        return 0, str(upsampling)
+    keyed = "nearest" if next(iter(blocks.values())) == "block" else "transposed"
+    if upsampling not in (None, keyed):
+        raise CheckpointError(
+            f"the weights are in {_LAYOUT[keyed]} layout (residual blocks under "
+            f"'{_BLOCK_ATTR[keyed]}.'), not {_LAYOUT[upsampling]} one; drop format= "
+            "(the layout is detected from the keys)"
+        )
+    return len(blocks), keyed
 
 
 def io_channels(tensors: Mapping[str, torch.Tensor]) -> tuple[int, int]:
@@ -310,30 +346,6 @@ def _select_direction(
     return dict(weights.tensors), held or wanted
 
 
-def drop_legacy_norm_keys(
-    tensors: Mapping[str, torch.Tensor], model: nn.Module
-) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Remove InstanceNorm running stats that the model does not track (pre-0.4 checkpoints).
-
-    Only keys naming an InstanceNorm layer of `model` without running stats are dropped, as the
-    official loader's `__patch_instance_norm_state_dict` does; anything else stays and is judged by
-    the strict load.
-    """
-    norms = {
-        name
-        for name, module in model.named_modules()
-        if isinstance(module, nn.InstanceNorm2d) and not module.track_running_stats
-    }
-    kept, dropped = {}, []
-    for key, value in tensors.items():
-        owner, _, leaf = key.rpartition(".")
-        if leaf in _LEGACY_NORM_SUFFIXES and owner in norms:
-            dropped.append(key)
-        else:
-            kept[key] = value
-    return kept, dropped
-
-
 def _fit_block_names(
     tensors: dict[str, torch.Tensor], spec: GeneratorSpec
 ) -> dict[str, torch.Tensor]:
@@ -369,7 +381,7 @@ def load_into_generator(
     elif weights.format is Format.cut:
         spec = GeneratorSpec(**cut_generator_spec(tensors, weights.path))
     else:
-        spec = infer_spec(tensors)
+        spec = infer_spec(tensors, FORMAT_UPSAMPLING.get(weights.format))
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if "variant" in overrides:
         overrides["upsampling"] = UPSAMPLING[str(overrides.pop("variant"))]

@@ -163,16 +163,17 @@ def is_seed_key(key: str) -> bool:
 def label_jobs(jobs: list[Job]) -> None:
     """Label each job by the overrides that differ between jobs (all of them for a single job),
     and its cell by the same without the seed (all the non-seed overrides when only the seed
-    varies, so a one-cell sweep still says what it ran)."""
+    varies, so a one-cell sweep still says what it ran). Keys are written in one order for all
+    jobs (first seen first), so the same setting is one cell however each sweep ordered it."""
     parsed = [dict(o.partition("=")[::2] for o in job.overrides) for job in jobs]
-    keys = {k for p in parsed for k in p}
+    keys = list(dict.fromkeys(k for p in parsed for k in p))
     varying = {k for k in keys if len({p.get(k) for p in parsed}) > 1 or len(jobs) == 1}
     cell_keys = {k for k in varying if not is_seed_key(k)} or {
         k for k in keys if not is_seed_key(k)
     }
     for job, p in zip(jobs, parsed, strict=True):
-        job.label = " ".join(f"{k}={v}" for k, v in p.items() if k in varying)
-        job.cell = " ".join(f"{k}={v}" for k, v in p.items() if k in cell_keys)
+        job.label = " ".join(f"{k}={p[k]}" for k in keys if k in p and k in varying)
+        job.cell = " ".join(f"{k}={p[k]}" for k in keys if k in p and k in cell_keys)
 
 
 def collect_jobs(sweep_dirs: list[Path]) -> list[Job]:
