@@ -64,7 +64,7 @@ def project_config(args: argparse.Namespace, data_dir: Path) -> Any:
             f"method={args.mode}", f"model.ngf={args.ngf}", f"model.ndf={args.ngf}",
             f"model.n_residual_blocks={args.blocks}", f"dataset.img_size={args.size}",
             f"method.num_patches={args.num_patches}", f"method.netF_nc={args.netF_nc}",
-            "schedule=constant", "schedule.n_epochs=1", "schedule.decay_epoch=0",
+            "schedule=constant", "schedule.n_epochs=1",
             f"seed={args.seed}",
             f"paths.data_dir={data_dir}", "trainer.device=cpu", "logger=none",
         ])  # fmt: skip

@@ -91,7 +91,7 @@ def project_run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     overrides = [
         "method=cut", f"model.ngf={args.ngf}", f"model.ndf={args.ngf}",
         f"model.n_residual_blocks={BLOCKS}", f"dataset.img_size={SIZE}", "schedule=constant",
-        "schedule.n_epochs=1", "schedule.decay_epoch=0", f"seed={seed}", "logger=none",
+        "schedule.n_epochs=1", f"seed={seed}", "logger=none",
         "trainer.progress=false", "trainer.sample_every=0", "trainer.eval_every=0",
         f"paths.data_dir={args.data_dir}", f"hydra.run.dir={run_dir}", *args.overrides,
     ]  # fmt: skip
