@@ -48,6 +48,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "model.init_gain": ("0.05", []),
     "loss.gan_mode": ("hinge", []),
     "loss.lambda_gp": ("5.0", ["loss.gan_mode=wgangp"]),
+    "loss.lambda_r1": ("1.0", []),
+    "loss.lambda_r2": ("1.0", []),
+    "loss.reg_every": ("2", ["loss.lambda_r1=1.0"]),  # steps 0, 2 at 2x instead of every step
     "loss.lambda_cyc": ("3.0", []),
     "loss.lambda_id": ("0.0", []),
     "loss.lambda_GAN": ("2.0", []),

@@ -49,6 +49,15 @@ def check_shared(cfg: Any) -> None:
         f"{cfg.dataset.preprocess} keeps each image's shape: use a cropping mode or "
         "trainer.device_cache=false",
     )
+    lazy = cfg.loss.get("reg_every", 1) > 1 and (
+        cfg.loss.get("lambda_r1") or cfg.loss.get("lambda_r2")
+    )
+    _check(
+        not (cfg.trainer.cuda_graphs and lazy),
+        f"loss.reg_every={cfg.loss.get('reg_every')} (lazy R1/R2) changes the step every "
+        f"{cfg.loss.get('reg_every')} steps, which one recorded CUDA graph cannot: set "
+        "loss.reg_every=1 or trainer.cuda_graphs=false",
+    )
     _check(
         cfg.optimized_mode in ("max", "min"),
         f"optimized_mode={cfg.optimized_mode}: use max or min",

@@ -172,6 +172,12 @@ class TrainingMethod(ABC):
                 group["lr"] = base * self.lr_rule(sched.last_epoch)
             sched._last_lr = [group["lr"] for group in sched.optimizer.param_groups]
 
+    @property
+    def steps_done(self) -> int:
+        """Optimizer steps completed: every scheduler steps once per step (`after_step`) and a
+        resume restores it, so step-scheduled parts (lazy R1/R2) continue where they were."""
+        return next(iter(self.schedulers.values())).last_epoch
+
     def learning_rate(self) -> float:
         """The rate the next step uses (of the first optimizer)."""
         first = next(iter(self.optimizers.values()))
