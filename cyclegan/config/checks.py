@@ -181,6 +181,10 @@ def _validate_trainer(t: Any) -> None:
         _check(value >= 0, f"trainer.{key}={value}: must be >= 0 (0 disables)")
     _check(t.n_samples >= 1, f"trainer.n_samples={t.n_samples}: must be >= 1")
     _check(
+        0 <= t.ema_decay < 1,
+        f"trainer.ema_decay={t.ema_decay}: use 0 (off) or a value in (0, 1), e.g. 0.999",
+    )
+    _check(
         t.precision in ("auto", "32", "bf16-mixed", "16-mixed"),
         f"trainer.precision={t.precision}: use auto, 32, bf16-mixed or 16-mixed",
     )

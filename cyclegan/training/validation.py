@@ -83,6 +83,8 @@ def unused_settings(cfg: Any) -> dict[str, str]:
         unused["loss.lambda_gp"] = f"loss.gan_mode={cfg.loss.gan_mode} has no gradient penalty"
     if "reg_every" in cfg.loss and not (cfg.loss.lambda_r1 or cfg.loss.lambda_r2):
         unused["loss.reg_every"] = "loss.lambda_r1 and loss.lambda_r2 are 0 (no R1/R2 penalty)"
+    if not cfg.trainer.ema_decay:
+        unused["trainer.ema_warmup"] = "trainer.ema_decay=0 keeps no generator average"
     if not cfg.trainer.compile:
         unused["trainer.compile_mode"] = "it is torch.compile's mode and trainer.compile=false"
     if str(cfg.schedule.policy) == "constant":
