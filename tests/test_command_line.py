@@ -61,6 +61,15 @@ from .conftest import ROOT
             "loss.reg_every=4 (lazy R1/R2) changes the step every 4 steps, which one recorded "
             "CUDA graph cannot: set loss.reg_every=1 or trainer.cuda_graphs=false",
         ),
+        (
+            ["trainer.ema_warmup=false"],
+            "trainer.ema_warmup is not used: trainer.ema_decay=0 keeps no generator average; "
+            "remove trainer.ema_warmup=...",
+        ),
+        (
+            ["trainer.ema_decay=1"],
+            "trainer.ema_decay=1.0: use 0 (off) or a value in (0, 1), e.g. 0.999",
+        ),
         (["loss.lambda_r2=-1"], "loss.lambda_r2=-1: must be >= 0 (0 turns the penalty off)"),
         (
             ["loss.lambda_r1=1", "loss.reg_every=0"],
