@@ -123,3 +123,28 @@ def test_one_step_with_r1_changes_only_what_d_learns(method: str, compose_cfg) -
     a, b = trained["0.0"], trained["10.0"]
     changed = {k.split(".")[0] for k in a if not torch.equal(a[k], b[k])}
     assert changed == ({"D_A", "D_B"} if method == "cyclegan" else {"D", "G"})
+
+
+@pytest.mark.parametrize("method", ["cyclegan", "cut"])
+def test_methods_apply_lazy_r1_on_steps_0_n_2n(method: str, compose_cfg, monkeypatch) -> None:
+    """The methods hand their step count to the loss: with reg_every=2, R1 runs on steps 0, 2, 4
+    (once per discriminator: CycleGAN's two, CUT's one) at twice its weight, and not between."""
+    calls: list[tuple[int, float]] = []
+    built: list = []
+    original = AdversarialLoss.zero_centred_penalty
+
+    def spy(scores: torch.Tensor, inputs: torch.Tensor, weight: float) -> torch.Tensor:
+        calls.append((built[0].steps_done, weight))
+        return original(scores, inputs, weight)
+
+    monkeypatch.setattr(AdversarialLoss, "zero_centred_penalty", staticmethod(spy))
+    cfg = compose_cfg(*TINY, f"method={method}", "loss.lambda_r1=0.5", "loss.reg_every=2")
+    built.append(build_method(cfg, torch.device("cpu"), SingleProcess()))
+    m = built[0]
+    m.start(steps_per_epoch=3)
+    g = torch.Generator().manual_seed(1)
+    for _ in range(5):
+        m.training_step({k: torch.rand(2, 3, 32, 32, generator=g) * 2 - 1 for k in "AB"})
+        m.after_step()
+    per_step = 2 if method == "cyclegan" else 1
+    assert calls == [(step, 1.0) for step in (0, 2, 4) for _ in range(per_step)]
