@@ -20,7 +20,7 @@ from .conftest import ROOT
         (
             ["method=cut", "loss.lambda_cyc=5"],
             "loss.lambda_cyc is not a setting of method=cut; its loss keys are: gan_mode, "
-            "lambda_gp, lambda_GAN, lambda_NCE, nce_idt",
+            "lambda_gp, lambda_r1, lambda_r2, reg_every, lambda_GAN, lambda_NCE, nce_idt",
         ),
         (
             ["method.nce_T=0.1"],
@@ -45,6 +45,35 @@ from .conftest import ROOT
             ["loss.lambda_gp=5"],
             "loss.lambda_gp is not used: loss.gan_mode=lsgan has no gradient penalty; remove "
             "loss.lambda_gp=...",
+        ),
+        (
+            ["method=cut", "loss.reg_every=16"],
+            "loss.reg_every is not used: loss.lambda_r1 and loss.lambda_r2 are 0 (no R1/R2 "
+            "penalty); remove loss.reg_every=...",
+        ),
+        (
+            [
+                "trainer.device=cuda",
+                "trainer.cuda_graphs=true",
+                "loss.lambda_r1=1",
+                "loss.reg_every=4",
+            ],
+            "loss.reg_every=4 (lazy R1/R2) changes the step every 4 steps, which one recorded "
+            "CUDA graph cannot: set loss.reg_every=1 or trainer.cuda_graphs=false",
+        ),
+        (
+            ["trainer.ema_warmup=false"],
+            "trainer.ema_warmup is not used: trainer.ema_decay=0 keeps no generator average; "
+            "remove trainer.ema_warmup=...",
+        ),
+        (
+            ["trainer.ema_decay=1"],
+            "trainer.ema_decay=1.0: use 0 (off) or a value in (0, 1), e.g. 0.999",
+        ),
+        (["loss.lambda_r2=-1"], "loss.lambda_r2=-1: must be >= 0 (0 turns the penalty off)"),
+        (
+            ["loss.lambda_r1=1", "loss.reg_every=0"],
+            "loss.reg_every=0: use a positive integer (1: every step; StyleGAN2: 16)",
         ),
         (
             ["trainer.compile_mode=max-autotune"],
@@ -104,6 +133,6 @@ def test_train_py_exits_2_with_the_line_before_any_work(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [
         "error: loss.lambda_cyc is not a setting of method=cut; its loss keys are: gan_mode, "
-        "lambda_gp, lambda_GAN, lambda_NCE, nce_idt"
+        "lambda_gp, lambda_r1, lambda_r2, reg_every, lambda_GAN, lambda_NCE, nce_idt"
     ]
     assert not (tmp_path / "run").exists()

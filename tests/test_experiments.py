@@ -137,6 +137,9 @@ def test_grid_sizes() -> None:
     assert describe_grid(sweeps / "lambda_grid.yaml").startswith("6 runs: loss.lambda_cyc=5,10,20")
     assert describe_grid(sweeps / "depth_grid.yaml") == "3 runs: model.n_residual_blocks=3,6,9"
     assert describe_grid(sweeps / "lr_grid.yaml").startswith("3 runs: optim.lr=")
+    assert describe_grid(sweeps / "quality_study.yaml") == (
+        "9 runs: trainer.ema_decay=0,0.9,0.99 x loss.lambda_r1=0,1,10"
+    )
     assert describe_grid(sweeps / "optuna_search.yaml").startswith("Optuna: 20 trials over")
 
 

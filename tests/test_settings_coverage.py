@@ -48,6 +48,9 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "model.init_gain": ("0.05", []),
     "loss.gan_mode": ("hinge", []),
     "loss.lambda_gp": ("5.0", ["loss.gan_mode=wgangp"]),
+    "loss.lambda_r1": ("1.0", []),
+    "loss.lambda_r2": ("1.0", []),
+    "loss.reg_every": ("2", ["loss.lambda_r1=1.0"]),  # steps 0, 2 at 2x instead of every step
     "loss.lambda_cyc": ("3.0", []),
     "loss.lambda_id": ("0.0", []),
     "loss.lambda_GAN": ("2.0", []),
@@ -88,6 +91,8 @@ TRAINER_COVERAGE = {
     "inception_weights": "test_preflight::test_inception_problem_checks_file_cache_then_fetches_once",
     "feature_extractor": "test_evaluation::test_training_logs_fid_and_tracks_best_and_final",
     "n_samples": "test_trainer_options::test_n_samples_sets_the_grid_width",
+    "ema_decay": "test_ema::test_ema_decay_reaches_evaluation_samples_and_checkpoint",
+    "ema_warmup": "test_ema::test_ema_warmup_ramps_the_first_updates",
     "progress": "test_trainer_options::test_progress_turns_the_bar_on_and_off",
     "precision": "test_trainer::test_mixed_precision_trains_close_to_fp32",
     "compile": "test_trainer::test_compiled_step_agrees_with_eager",

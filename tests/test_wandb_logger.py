@@ -86,6 +86,7 @@ def test_offline_run_holds_config_scalars_images_and_summary(
     )
     assert s["baseline/mean/ssim_BA"] == pytest.approx(summary["baseline/mean/ssim_BA"])
     assert s["final/train/loss_G"] == pytest.approx(summary["final/train/loss_G"])
+    assert s["eval/weights"] == summary["eval/weights"] == "raw"  # which generators were scored
     assert wb.summary["state"] == "finished" and wb.summary["exit_code"] == 0
 
     # The final checkpoint as a model artifact, and the upload command in the log.

@@ -49,6 +49,15 @@ def check_shared(cfg: Any) -> None:
         f"{cfg.dataset.preprocess} keeps each image's shape: use a cropping mode or "
         "trainer.device_cache=false",
     )
+    lazy = cfg.loss.get("reg_every", 1) > 1 and (
+        cfg.loss.get("lambda_r1") or cfg.loss.get("lambda_r2")
+    )
+    _check(
+        not (cfg.trainer.cuda_graphs and lazy),
+        f"loss.reg_every={cfg.loss.get('reg_every')} (lazy R1/R2) changes the step every "
+        f"{cfg.loss.get('reg_every')} steps, which one recorded CUDA graph cannot: set "
+        "loss.reg_every=1 or trainer.cuda_graphs=false",
+    )
     _check(
         cfg.optimized_mode in ("max", "min"),
         f"optimized_mode={cfg.optimized_mode}: use max or min",
@@ -171,6 +180,10 @@ def _validate_trainer(t: Any) -> None:
         value = getattr(t, key)
         _check(value >= 0, f"trainer.{key}={value}: must be >= 0 (0 disables)")
     _check(t.n_samples >= 1, f"trainer.n_samples={t.n_samples}: must be >= 1")
+    _check(
+        0 <= t.ema_decay < 1,
+        f"trainer.ema_decay={t.ema_decay}: use 0 (off) or a value in (0, 1), e.g. 0.999",
+    )
     _check(
         t.precision in ("auto", "32", "bf16-mixed", "16-mixed"),
         f"trainer.precision={t.precision}: use auto, 32, bf16-mixed or 16-mixed",

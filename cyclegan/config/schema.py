@@ -90,6 +90,8 @@ class TrainerConfig:
     inception_weights: str | None = MISSING
     feature_extractor: Any = MISSING  # null (the FID Inception) or a _target_ node: an nn.Module
     n_samples: int = MISSING
+    ema_decay: float = MISSING  # 0: off
+    ema_warmup: bool = MISSING
     progress: bool = MISSING
     precision: str = MISSING
     compile: bool = MISSING

@@ -37,7 +37,13 @@ from cyclegan.evaluation.paired import PairedEvaluator
 from cyclegan.evaluation.report import format_evaluation
 from cyclegan.files import atomic_write
 from cyclegan.inference.cli import boolean, run_command
-from cyclegan.inference.importers import Direction, Format, load_into_generator, read_weights
+from cyclegan.inference.importers import (
+    Direction,
+    Format,
+    Weights,
+    load_into_generator,
+    read_weights,
+)
 from cyclegan.runtime.device import resolve_device
 
 # Named, not __name__: under `python -m cyclegan.evaluate` that is "__main__", outside our handler.
@@ -137,12 +143,15 @@ def evaluate(
     batch_size: int = 16,
     fmt: str = "auto",
     extractor: Any = None,
+    averaged: str = "auto",
 ) -> dict[str, Any]:
     """Every metric of the generators in `ckpt` on the test split, plus baselines and provenance.
 
     `extractor` replaces the Inception network (any module: uint8 (B, 3, H, W) -> (B, D)).
+    `averaged` (`weights=` on the command line): a training checkpoint's averaged generators
+    (ema), its trained ones (raw), or auto (the average when it keeps one).
     """
-    weights = read_weights(ckpt, fmt)
+    weights = read_weights(ckpt, fmt, averaged)
     dataset = _dataset_config(weights.meta.get("config") or {}, data, img_size, paired)
     dev = resolve_device(device)
     sides = dataset["preprocessing"].crop_size  # the evaluation images' (H, W)
@@ -167,6 +176,7 @@ def evaluate(
     metrics = evaluator(generators["AtoB"], generators["BtoA"])
     return {
         "ckpt": str(ckpt),
+        "weights": str(weights.weights),  # ema | raw: which generators were scored
         "data": str(root),
         "img_size": dataset["img_size"],
         "paired": test.paired,
@@ -184,7 +194,13 @@ def _build_parser() -> argparse.ArgumentParser:
         description="FID/KID (and PSNR/SSIM on paired test sets) of trained generators. "
         "Arguments as key=value (ckpt=... data=...) or --key value.",
     )
-    p.add_argument("--ckpt", "--weights", required=True, help="checkpoints/last.pt or a generator")
+    p.add_argument("--ckpt", required=True, help="checkpoints/last.pt or a generator")
+    p.add_argument(
+        "--weights",
+        choices=[w.value for w in Weights],
+        default="auto",
+        help="a training checkpoint's averaged generators (ema; auto: when it has them) or raw",
+    )
     p.add_argument("--data", help="dataset folder (default: the checkpoint's dataset)")
     p.add_argument("--img-size", type=int, help="evaluation size (default: the checkpoint's)")
     p.add_argument("--paired", type=boolean, help="test split pairs A and B by file name")
@@ -226,10 +242,12 @@ def _run(args: argparse.Namespace) -> int:
         device=args.device,
         batch_size=args.batch_size,
         fmt=args.fmt,
+        averaged=args.weights,
     )
     n = result["n_test"]
     print(
-        f"{result['ckpt']} on {result['data']} (test: {n['A']} A, {n['B']} B, {result['img_size']} px)"
+        f"{result['ckpt']} ({result['weights']} weights) on {result['data']} "
+        f"(test: {n['A']} A, {n['B']} B, {result['img_size']} px)"
     )
     print(format_evaluation(result["metrics"], result["baselines"]))
     for note in result["notes"]:

@@ -38,6 +38,7 @@ from cyclegan.inference.importers import (
     Direction,
     Format,
     LoadedGenerator,
+    Weights,
     load_into_generator,
     read_weights,
 )
@@ -64,6 +65,7 @@ def export_info(loaded: LoadedGenerator, weights_name: str) -> dict[str, Any]:
     config = loaded.meta.get("config") or {}
     dataset = config.get("dataset") or {}
     source: dict[str, Any] = {"file": str(loaded.source), "format": str(loaded.format)}
+    source["weights"] = str(loaded.weights)  # ema: the generator's average (weights= on reading)
     for key in ("epoch", "step"):
         if key in loaded.meta:
             source[key] = loaded.meta[key]
@@ -110,9 +112,12 @@ def export(
     directions: Sequence[str] = ("AtoB", "BtoA"),
     fmt: str = "auto",
     output_format: str = "safetensors",
+    weights: str = "auto",
 ) -> list[Path]:
     """Export the generators of `ckpt` into folder `output` as `output_format` (safetensors, onnx
-    or torchscript); returns the written weights files."""
+    or torchscript); returns the written weights files. `weights`: a training checkpoint's
+    averaged generators (ema; auto: when it keeps them) or its trained ones (raw); the JSON's
+    source.weights says which."""
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"format={output_format}: choose one of {', '.join(OUTPUT_FORMATS)}")
     if graph_format(ckpt, fmt):
@@ -120,21 +125,22 @@ def export(
             f"'{ckpt}' is already an ONNX/TorchScript export, which holds no weights to convert; "
             "export from the checkpoint or its .safetensors export"
         )
-    weights = read_weights(ckpt, fmt)
+    file = read_weights(ckpt, fmt, weights)
     output = Path(output)
-    if weights.format is not Format.checkpoint:
-        directions = [str(weights.directions[0])] if weights.directions else [""]
-    elif weights.one_sided and len(directions) > 1:  # "both" of a CUT model: its one generator
-        directions = [str(d) for d in weights.directions]
+    if file.format is not Format.checkpoint:
+        directions = [str(file.directions[0])] if file.directions else [""]
+    elif file.one_sided and len(directions) > 1:  # "both" of a CUT model: its one generator
+        directions = [str(d) for d in file.directions]
     written = []
     for direction in directions:
-        loaded = load_into_generator(weights, direction or None)
+        loaded = load_into_generator(file, direction or None)
         name = loaded.direction.container_key if loaded.direction else "generator"
         path, note = _write(loaded, output / name, output_format)
         log.info(
-            "%s: %s generator, %d -> %d channels -> %s%s",
+            "%s: %s generator (%s weights), %d -> %d channels -> %s%s",
             name,
             loaded.spec.describe(),
+            loaded.weights,
             loaded.spec.channels,
             loaded.spec.out_channels or loaded.spec.channels,
             path,
@@ -169,6 +175,12 @@ def _build_parser() -> argparse.ArgumentParser:
         choices=["AtoB", "BtoA", "both"],
         default="both",
         help="which generator(s) of a training checkpoint to export (default both)",
+    )
+    parser.add_argument(
+        "--weights",
+        choices=[w.value for w in Weights],
+        default="auto",
+        help="a training checkpoint's averaged generators (ema; auto: when it has them) or raw",
     )
     parser.add_argument(
         "--format",
@@ -212,7 +224,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         args.fmt, args.output_format = args.output_format, "safetensors"
     directions = [d.value for d in Direction] if args.direction == "both" else [args.direction]
-    paths = export(args.ckpt, args.output, directions, args.fmt, args.output_format)
+    paths = export(args.ckpt, args.output, directions, args.fmt, args.output_format, args.weights)
     for path in paths:
         print(path)
     return 0

@@ -43,7 +43,9 @@ from torch import nn
 
 from cyclegan.checkpoints.file import CheckpointError, load_checkpoint
 from cyclegan.checkpoints.record import trained_by
+from cyclegan.errors import parse_choice
 from cyclegan.inference.cut_weights import cut_generator_spec, fit_filters
+from cyclegan.inference.resnet_layout import BLOCK_ATTR, BLOCK_KEY, infer_spec, io_channels
 from cyclegan.inference.weights_file import (
     drop_legacy_norm_keys,
     load_state,
@@ -51,7 +53,7 @@ from cyclegan.inference.weights_file import (
     tensors_of,
 )
 from cyclegan.parts.networks.spec import UPSAMPLING, GeneratorSpec
-from cyclegan.parts.networks.unet import infer_unet_spec, is_unet_state_dict
+from cyclegan.parts.networks.unet import is_unet_state_dict
 
 EXPORT_FORMAT = "cyclegan-generator"  # the "format" field of an exported generator's JSON
 
@@ -64,6 +66,14 @@ class Format(StrEnum):
     cut = "cut"
 
 
+class Weights(StrEnum):
+    """`weights=` of translate/export/evaluate: which of a training checkpoint's generators."""
+
+    auto = "auto"  # the average when the file keeps one (trainer.ema_decay > 0), else the trained
+    ema = "ema"  # the exponential moving average of the generators' weights
+    raw = "raw"  # the trained weights (the last optimizer step's)
+
+
 class Direction(StrEnum):
     AtoB = "AtoB"
     BtoA = "BtoA"
@@ -72,11 +82,6 @@ class Direction(StrEnum):
     def container_key(self) -> str:
         """The generator's name in the CycleGAN container (and in exported file names)."""
         return "G_AB" if self is Direction.AtoB else "G_BA"
-
-
-_BLOCK_ATTR = {"nearest": "block", "transposed": "conv_block", "antialias": "conv_block"}
-_BLOCK_KEY = re.compile(r"^model\.(\d+)\.(block|conv_block)\.")
-_TOP_CONV_KEY = re.compile(r"^model\.(\d+)\.weight$")
 
 
 @dataclass
@@ -93,6 +98,7 @@ class WeightsFile:
     one_sided: bool = False  # a CUT model: A -> B only
     # Our checkpoints: direction -> (the container's module, its generator's architecture).
     translators: dict[Direction, tuple[str, GeneratorSpec]] = field(default_factory=dict)
+    weights: Weights = Weights.raw  # which weights `tensors` are: the average (ema) or not
 
 
 @dataclass
@@ -106,14 +112,40 @@ class LoadedGenerator:
     source: Path
     dropped_keys: list[str] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    weights: Weights = Weights.raw  # the generators' average (ema) or the trained weights
 
 
 # ---------------------------------------------------------------------------------- reading
 
 
-def read_weights(path: str | Path, fmt: str | Format = "auto") -> WeightsFile:
-    """Read a weights file of any supported format (detected from its keys unless `fmt` is given)."""
-    path = Path(path)
+def read_weights(
+    path: str | Path, fmt: str | Format = "auto", weights: str | Weights = "auto"
+) -> WeightsFile:
+    """Read a weights file of any supported format (detected from its keys unless `fmt` is given).
+    `weights`: a training checkpoint's averaged generators (ema; auto: when it keeps them) or its
+    trained ones (raw); a file that does not hold the weights asked for is a one-line error."""
+    wanted = parse_choice(Weights, weights, "weights")
+    file = _read(Path(path), fmt, wanted)
+    require_weights(wanted, file.weights, file.path)
+    return file
+
+
+def require_weights(wanted: str | Weights, held: Weights, path: Path) -> None:
+    """One line when a file does not hold the weights asked for (`weights=ema` of a checkpoint
+    trained without an average, `weights=raw` of an export of the average)."""
+    if parse_choice(Weights, wanted, "weights") in (Weights.auto, held):
+        return
+    what = (
+        "the generators' average only (an export of weights=ema)"
+        if held is Weights.ema
+        else "no generator average (trained with trainer.ema_decay=0, or not by train.py)"
+    )
+    raise CheckpointError(
+        f"weights={wanted}: '{path}' holds {what}; use weights={held} or drop weights="
+    )
+
+
+def _read(path: Path, fmt: str | Format, wanted: Weights) -> WeightsFile:
     if not path.is_file():
         raise FileNotFoundError(f"weights file '{path}' not found; check the ckpt= path")
     forced = None if fmt == "auto" else Format(fmt)
@@ -131,7 +163,7 @@ def read_weights(path: str | Path, fmt: str | Format = "auto") -> WeightsFile:
         )
     if ours:
         state = load_checkpoint(path)  # the one reader of training state (format-version check)
-        return _from_checkpoint(path, state)
+        return _from_checkpoint(path, state, wanted)
     if container:
         translators = {
             d: (d.container_key, infer_spec(_under(tensors, d.container_key))) for d in Direction
@@ -151,8 +183,9 @@ def _under(tensors: Mapping[str, torch.Tensor], module: str) -> dict[str, torch.
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
-def _from_checkpoint(path: Path, state: Mapping[str, Any]) -> WeightsFile:
-    """Our checkpoint, rebuilt from its record of what trained it."""
+def _from_checkpoint(path: Path, state: Mapping[str, Any], wanted: Weights) -> WeightsFile:
+    """Our checkpoint, rebuilt from its record of what trained it; its generators' average (the
+    ``ema`` entry, under the container's keys) replaces their weights unless `wanted` is raw."""
     record = trained_by(state)
     if record is None:
         raise CheckpointError(
@@ -170,9 +203,11 @@ def _from_checkpoint(path: Path, state: Mapping[str, Any]) -> WeightsFile:
     meta["method"] = record.name
     directions = tuple(translators)
     one_sided = Direction.BtoA not in translators
-    tensors = dict(state["model"])
+    averaged = state.get("ema") if wanted is not Weights.raw else None
+    tensors = {**state["model"], **(averaged or {})}
+    held = Weights.ema if averaged else Weights.raw
     return WeightsFile(
-        path, Format.checkpoint, tensors, None, directions, meta, one_sided, translators
+        path, Format.checkpoint, tensors, None, directions, meta, one_sided, translators, held
     )
 
 
@@ -199,13 +234,14 @@ def _read_exported(path: Path) -> WeightsFile:
         )
     spec = GeneratorSpec.from_dict(info["architecture"]) if "architecture" in info else None
     directions = (Direction(info["direction"]),) if info.get("direction") else ()
-    return WeightsFile(path, Format.exported, tensors, spec, directions, info)
+    held = Weights((info.get("source") or {}).get("weights", "raw"))
+    return WeightsFile(path, Format.exported, tensors, spec, directions, info, weights=held)
 
 
 def _detect_foreign_format(path: Path, tensors: Mapping[str, torch.Tensor]) -> Format:
     if any(k.endswith(".filt") for k in tensors):  # only CUT's networks have blur filters
         return Format.cut
-    attrs = {m.group(2) for k in tensors if (m := _BLOCK_KEY.match(k))}
+    attrs = {m.group(2) for k in tensors if (m := BLOCK_KEY.match(k))}
     if attrs == {"block"}:
         return Format.pytorch_gan
     if attrs == {"conv_block"}:
@@ -228,97 +264,6 @@ def _detect_foreign_format(path: Path, tensors: Mapping[str, torch.Tensor]) -> F
 
 # The ResNet layout each foreign format names, and how its residual blocks are keyed.
 FORMAT_UPSAMPLING = {Format.pytorch_gan: "nearest", Format.official: "transposed"}
-_LAYOUT = {"nearest": "PyTorch-GAN's (format=pytorch-gan)", "transposed": "the official (format=official)"}  # fmt: skip
-
-
-def infer_spec(tensors: Mapping[str, torch.Tensor], upsampling: str | None = None) -> GeneratorSpec:
-    """Architecture of a generator state dict (ResNet or official U-Net), from keys and shapes.
-
-    `upsampling`: the ResNet layout a forced format names; it must agree with the residual blocks'
-    keys, and it is what tells the layout of a generator without residual blocks.
-    """
-    if is_unet_state_dict(tensors):
-        unet = infer_unet_spec(tensors)
-        return GeneratorSpec(
-            unet.in_channels,
-            unet.ngf,
-            0,
-            "transposed",
-            unet.out_channels,
-            num_downs=unet.num_downs,
-            norm=unet.norm.value,
-        )
-    first = tensors.get("model.1.weight")
-    if first is None or first.dim() != 4 or tuple(first.shape[2:]) != (7, 7):
-        raise CheckpointError(
-            "no 7x7 first convolution at 'model.1.weight': not a CycleGAN ResNet generator"
-        )
-    n_blocks, upsampling = _resnet_blocks(tensors, upsampling)
-    in_channels, out_channels = io_channels(tensors)
-    # The official bias rule tells the norm: conv biases only next to instance norm (pre-0.4
-    # files also carry instance-norm running stats, so those cannot tell), batch norm's weight.
-    norm = (
-        "instance"
-        if "model.1.bias" in tensors
-        else "batch"
-        if "model.2.weight" in tensors
-        else "none"
-    )
-    return GeneratorSpec(
-        in_channels, int(first.shape[0]), n_blocks, upsampling, out_channels, norm=norm
-    )
-
-
-def _resnet_blocks(tensors: Mapping[str, torch.Tensor], upsampling: str | None) -> tuple[int, str]:
-    """(residual blocks, upsampling) of a ResNet state dict: the layout its blocks' keys show,
-    which a forced format's must match; the forced one for a generator without blocks."""
-    blocks = {int(m.group(1)): m.group(2) for k in tensors if (m := _BLOCK_KEY.match(k))}
-    if not blocks and upsampling is None:
-        raise CheckpointError(
-            "no residual blocks ('model.<i>.block.' or 'conv_block.' keys) in the weights; for a "
-            "generator without them, name its layout: format=pytorch-gan or format=official"
-        )
-    if len(set(blocks.values())) > 1:
-        raise CheckpointError("the weights mix 'block.' and 'conv_block.' residual blocks")
-    # With dropout, index 6 of a block is its second conv (4-d); with batch norm, a BN weight (1-d).
-    if any(
-        re.match(r"^model\.\d+\.conv_block\.6\.weight$", k) and v.dim() == 4
-        for k, v in tensors.items()
-    ):
-        raise CheckpointError(
-            "this official generator was trained with dropout in its residual blocks "
-            "(--no_dropout off); that layout is not supported"
-        )
-    if not blocks:
-        return 0, str(upsampling)
-    keyed = "nearest" if next(iter(blocks.values())) == "block" else "transposed"
-    if upsampling not in (None, keyed):
-        raise CheckpointError(
-            f"the weights are in {_LAYOUT[keyed]} layout (residual blocks under "
-            f"'{_BLOCK_ATTR[keyed]}.'), not {_LAYOUT[upsampling]} one; drop format= "
-            "(the layout is detected from the keys)"
-        )
-    return len(blocks), keyed
-
-
-def io_channels(tensors: Mapping[str, torch.Tensor]) -> tuple[int, int]:
-    """(input, output) channels of a generator: a U-Net's from its outermost convs, a ResNet's
-    from its first and last 7x7 convs (the official code records neither `--input_nc` nor
-    `--output_nc` in its files)."""
-    if is_unet_state_dict(tensors):
-        unet = infer_unet_spec(tensors)
-        return unet.in_channels, unet.out_channels
-    first = tensors.get("model.1.weight")
-    convs = {
-        int(m.group(1)): value
-        for key, value in tensors.items()
-        if (m := _TOP_CONV_KEY.match(key)) and value.dim() == 4 and tuple(value.shape[2:]) == (7, 7)
-    }
-    if first is None or len(convs) < 2:
-        raise CheckpointError(
-            "no first and last 7x7 convolutions ('model.<i>.weight'): not a CycleGAN ResNet generator"
-        )
-    return int(first.shape[1]), int(convs[max(convs)].shape[0])
 
 
 def _select_direction(
@@ -350,7 +295,7 @@ def _fit_block_names(
     tensors: dict[str, torch.Tensor], spec: GeneratorSpec
 ) -> dict[str, torch.Tensor]:
     """Rename residual blocks to the attribute the chosen variant uses (for variant= overrides)."""
-    want = _BLOCK_ATTR[spec.upsampling]
+    want = BLOCK_ATTR[spec.upsampling]
     other = "block" if want == "conv_block" else "conv_block"
     pattern = re.compile(rf"^(model\.\d+\.){other}\.")
     return {pattern.sub(rf"\g<1>{want}.", k): v for k, v in tensors.items()}
@@ -404,15 +349,17 @@ def load_into_generator(
         ) from None
     generator.eval()
     return LoadedGenerator(
-        generator, spec, weights.format, chosen, weights.path, dropped, dict(weights.meta)
-    )
+        generator, spec, weights.format, chosen, weights.path, dropped, dict(weights.meta),
+        weights.weights,
+    )  # fmt: skip
 
 
 def load_generator(
     path: str | Path,
     direction: str | Direction | None = None,
     fmt: str | Format = "auto",
+    weights: str | Weights = "auto",
     **overrides: Any,
 ) -> LoadedGenerator:
     """`read_weights` + `load_into_generator`: the one call translate and evaluate make."""
-    return load_into_generator(read_weights(path, fmt), direction, **overrides)
+    return load_into_generator(read_weights(path, fmt, weights), direction, **overrides)

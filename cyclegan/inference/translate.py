@@ -41,7 +41,7 @@ from cyclegan.data.folder import UnreadableImageError, is_image_file, load_image
 from cyclegan.files import atomic_write
 from cyclegan.inference.cli import run_command
 from cyclegan.inference.graph_runtime import GRAPH_SUFFIXES, graph_format, load_graph
-from cyclegan.inference.importers import Format, load_generator
+from cyclegan.inference.importers import Format, Weights, load_generator, require_weights
 from cyclegan.inference.tiling import run_padded, run_tiled
 from cyclegan.runtime.device import resolve_device
 
@@ -268,21 +268,29 @@ def translate(
     tile_overlap: int = 32,
     ext: str = "keep",
     progress: bool = True,
+    weights: str = "auto",
     **overrides: object,
 ) -> Report:
-    """Translate `inputs` into `output` (mirrored tree) with the generator in `ckpt`."""
+    """Translate `inputs` into `output` (mirrored tree) with the generator in `ckpt` (`weights`:
+    a training checkpoint's averaged generator, ema, or its trained one, raw; auto: the average
+    when the file keeps one)."""
 
     output = Path(output)
     root, files = collect_inputs(inputs, exclude=output)
     pairs = plan_outputs(root, files, output, ext)
-    generator, what, run_on = _load_generator(ckpt, direction, fmt, device, overrides)
+    generator, what, run_on = _load_generator(ckpt, direction, fmt, device, weights, overrides)
     log.info("%s: %d images -> %s", what, len(pairs), output)
     translator = Translator(generator, run_on, batch_size, tile, tile_overlap)
     return translator.run(pairs, progress)
 
 
 def _load_generator(
-    ckpt: str | Path, direction: str | None, fmt: str, device: str, overrides: dict[str, object]
+    ckpt: str | Path,
+    direction: str | None,
+    fmt: str,
+    device: str,
+    weights: str,
+    overrides: dict[str, object],
 ) -> tuple[torch.nn.Module, str, torch.device]:
     """The generator in `ckpt` (rebuilt from weights, or an exported ONNX/TorchScript graph),
     a description for the log, and the device its inputs go to."""
@@ -295,16 +303,19 @@ def _load_generator(
                 f"{_GRAPH_NAMES[kind]} file holding its network: drop them"
             )
         graph = load_graph(ckpt, kind, direction, device)
+        source = graph.info.get("source") or {}
+        require_weights(weights, Weights(source.get("weights", "raw")), Path(ckpt))
         what = f"{graph.direction} " if graph.direction else ""
         text = f"{kind} generator ({what}{graph.spec.describe()}) from {ckpt}, run by {graph.where}"
         # onnxruntime takes host arrays and places them itself; TorchScript runs on `device`.
         run_on = torch.device("cpu") if kind == "onnx" else resolve_device(device)
         return graph.generator, text, run_on
-    loaded = load_generator(ckpt, direction, fmt, **overrides)
+    loaded = load_generator(ckpt, direction, fmt, weights, **overrides)
     what = f"{loaded.direction} " if loaded.direction else ""
+    averaged = ", averaged weights (ema)" if loaded.weights is Weights.ema else ""
     text = (
         f"{loaded.format} generator ({what}{loaded.spec.describe()}, {loaded.spec.channels} -> "
-        f"{loaded.spec.out_channels} channels) from {loaded.source}"
+        f"{loaded.spec.out_channels} channels{averaged}) from {loaded.source}"
     )
     if loaded.dropped_keys:
         log.info("ignored %d legacy InstanceNorm running-stat entries", len(loaded.dropped_keys))
@@ -323,13 +334,18 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--ckpt",
-        "--weights",
         required=True,
         help="checkpoint, export (.safetensors, .onnx, .torchscript) or .pth file",
     )
     p.add_argument("--input", required=True, help="an image, a folder (recursive) or a glob")
     p.add_argument("--output", required=True, help="output folder (mirrors the input tree)")
     p.add_argument("--direction", choices=["AtoB", "BtoA"], default=None, help="default AtoB")
+    p.add_argument(
+        "--weights",
+        choices=[w.value for w in Weights],
+        default="auto",
+        help="a training checkpoint's averaged generator (ema; auto: when it has one) or raw",
+    )
     p.add_argument(
         "--format",
         "--input-format",
@@ -373,6 +389,7 @@ def _run(args: argparse.Namespace) -> int:
         tile_overlap=args.tile_overlap,
         ext=args.ext,
         progress=args.progress,
+        weights=args.weights,
         variant=args.variant,
         ngf=args.ngf,
         n_residual_blocks=args.n_residual_blocks,

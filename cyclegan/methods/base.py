@@ -13,6 +13,7 @@ translators), so the inference tools rebuild its generators without guessing.
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -22,11 +23,14 @@ import torch
 from torch import nn
 
 from cyclegan.errors import ConfigError
+from cyclegan.parts.ema import GeneratorEMA
 from cyclegan.parts.networks.spec import NetworkSpec
 from cyclegan.parts.schedule import LRMultiplier
 from cyclegan.runtime.activation_checkpointing import enable_activation_checkpointing
 from cyclegan.runtime.device import Precision
 from cyclegan.runtime.strategy import SingleProcess
+
+log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
 Batch = Mapping[str, torch.Tensor]
@@ -109,6 +113,7 @@ class TrainingMethod(ABC):
         self.lr_rule = lr_rule
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.schedulers: dict[str, torch.optim.lr_scheduler.LambdaLR] = {}
+        self.ema: GeneratorEMA | None = None  # `average_generators` turns it on
 
     @staticmethod
     def check_settings(
@@ -149,6 +154,31 @@ class TrainingMethod(ABC):
     def translators(self) -> dict[str, nn.Module]:
         """The generators by direction ("AB", "BA"), for evaluation and sample grids."""
 
+    def average_generators(self, decay: float, warmup: bool) -> None:
+        """Keep an exponential moving average of every translator (trainer.ema_decay > 0): what
+        evaluation, samples, best.pt and the inference tools then use (cyclegan.parts.ema)."""
+        modules = dict(self.model.named_children())
+        chosen = {name: modules[name] for name in self.translator_modules().values()}
+        self.ema = GeneratorEMA(chosen, decay, warmup)
+
+    def translator_modules(self) -> dict[str, str]:
+        """{direction: the container's module name}, e.g. {"AB": "G_AB", "BA": "G_BA"}."""
+        names = {id(module): name for name, module in self.model.named_children()}
+        return {direction: names[id(module)] for direction, module in self.translators().items()}
+
+    def scored_translators(self) -> dict[str, nn.Module]:
+        """The generators evaluation, sample grids and best.pt use: the averaged ones when
+        trainer.ema_decay > 0, else the trained ones."""
+        if self.ema is None:
+            return self.translators()
+        modules = self.translator_modules()
+        return {direction: self.ema.averaged[modules[direction]] for direction in modules}
+
+    @property
+    def scored_weights(self) -> str:
+        """Which weights `scored_translators` holds: "ema" or "raw" (summary's eval/weights)."""
+        return "raw" if self.ema is None else "ema"
+
     def describe(self) -> str:
         """Sizes for the start-of-run log line."""
         millions = sum(p.numel() for p in self.model.parameters() if p.requires_grad) / 1e6
@@ -172,27 +202,40 @@ class TrainingMethod(ABC):
                 group["lr"] = base * self.lr_rule(sched.last_epoch)
             sched._last_lr = [group["lr"] for group in sched.optimizer.param_groups]
 
+    @property
+    def steps_done(self) -> int:
+        """Optimizer steps completed: every scheduler steps once per step (`after_step`) and a
+        resume restores it, so step-scheduled parts (lazy R1/R2) continue where they were."""
+        return next(iter(self.schedulers.values())).last_epoch
+
     def learning_rate(self) -> float:
         """The rate the next step uses (of the first optimizer)."""
         first = next(iter(self.optimizers.values()))
         return first.param_groups[0]["lr"]
 
     def after_step(self) -> None:
-        """Per step, at fractional epochs (see cyclegan.parts.schedule)."""
+        """Per step, after every optimizer step: the generators' average (if kept), then the LR
+        schedules at fractional epochs (see cyclegan.parts.schedule)."""
+        if self.ema is not None:
+            self.ema.update(self.steps_done)
         for scheduler in self.schedulers.values():
             scheduler.step()
 
     # ------------------------------------------------------------------ state
 
     def state_dict(self) -> dict[str, Any]:
-        """The state all ranks share: networks, optimizers, schedulers, loss scaler."""
-        return {
+        """The state all ranks share: networks, optimizers, schedulers, loss scaler, and the
+        generators' average under the container's keys (``ema``, only when kept)."""
+        state = {
             "model": self.model.state_dict(),
             "optimizers": {k: v.state_dict() for k, v in self.optimizers.items()},
             "schedulers": {k: v.state_dict() for k, v in self.schedulers.items()},
             "scaler": self.scaler.state_dict(),  # {} unless trainer.precision=16-mixed
             "method": self.record(),
         }
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Raises RuntimeError (from torch) when the networks do not fit."""
@@ -205,11 +248,23 @@ class TrainingMethod(ABC):
             sched.load_state_dict({**state["schedulers"][name], "lr_lambdas": [None]})
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        self._load_ema(state.get("ema"))
+
+    def _load_ema(self, saved: Mapping[str, torch.Tensor] | None) -> None:
+        """The saved average; from a checkpoint without one (EMA turned on at a resume) the
+        average starts again from the loaded weights, with a log line."""
+        if self.ema is None:
+            return
+        if saved is None:
+            log.info("the checkpoint has no generator average: it starts from the loaded weights")
+            self.ema.reset()
+        else:
+            self.ema.load_state_dict(saved)
 
     def record(self) -> dict[str, Any]:
         """What trained this model, as a checkpoint keeps it: the method, its networks, and each
         translator's module name and architecture (what translate/export/evaluate rebuild)."""
-        names = {id(module): name for name, module in self.model.named_children()}
+        names = self.translator_modules()
         a, b = self.channels
         io = {"AB": (a, b), "BA": (b, a)}
         return {
@@ -219,10 +274,10 @@ class TrainingMethod(ABC):
             "channels": {"A": a, "B": b},
             "translators": {
                 direction: {
-                    "module": names[id(module)],
+                    "module": names[direction],
                     "generator": self.spec.generator_spec(*io[direction]).to_dict(),
                 }
-                for direction, module in self.translators().items()
+                for direction in names
             },
         }
 

@@ -13,7 +13,7 @@ of the reference code (taesungp/contrastive-unpaired-translation, ``CUTModel.opt
 
 NCE is the PatchNCE loss over the tapped layers (`cyclegan.parts.nce.generator_pass`); `gan` is the
 objective `loss.gan_mode` names, through the adversarial module CycleGAN uses too (wgangp adds its
-penalty to loss_D). FastCUT flips the whole input batch horizontally with probability 1/2 per step
+penalty to loss_D, and so do R1/R2 when loss.lambda_r1/lambda_r2 > 0). FastCUT flips the whole input batch horizontally with probability 1/2 per step
 (flip equivariance).
 
 Settings: the loss weights are the `loss` group's (loss=cut|fastcut: lambda_GAN, lambda_NCE,
@@ -158,7 +158,7 @@ class CUT(TrainingMethod):
         self.opt_D.zero_grad(set_to_none=True)
         with self.precision.autocast():
             terms = loss.adversarial.discriminator_terms(
-                self.discriminator, real_B, fake_B, joint=self.joint_D
+                self.discriminator, real_B, fake_B, joint=self.joint_D, step=self.steps_done
             )
         self.precision.backward_and_step(terms["loss_D"], self.opt_D)
 

@@ -8,7 +8,8 @@ Generators (D_A, D_B frozen), each term averaged over the two directions as in t
     loss_G        = loss_GAN + lambda_cyc * loss_cycle + lambda_id * loss_identity
 Discriminators, on real images and on a fake drawn from the replay buffer:
     loss_D_X = (gan(D_X(real_X), real) + gan(D_X(buffer_X(fake_X)), fake)) / 2
-               (+ lambda_gp * GP on interpolates of real_X and the buffer fake, for wgangp)
+               (+ lambda_gp * GP on interpolates of real_X and the buffer fake, for wgangp;
+                + R1 on real_X and R2 on the buffer fake, when their weights are > 0)
 `gan` is the objective `loss.gan_mode` names (lsgan, vanilla, hinge, wgangp; cyclegan.parts.losses.adversarial).
 
 The official code sums the A and B terms where the seed averages them, so its logged `loss_G` is
@@ -281,7 +282,7 @@ class CycleGAN(TrainingMethod):
         optimizer.zero_grad(set_to_none=True)
         joint = self.joint_D and real.shape[1:] == fake.shape[1:]
         with self.precision.autocast():
-            loss = self.criterion.discriminator_loss(D, real, fake, joint=joint)
+            loss = self.criterion.discriminator_loss(D, real, fake, joint, self.steps_done)
         self.precision.backward_and_step(loss, optimizer)
         return loss.detach().float()
 

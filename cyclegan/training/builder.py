@@ -143,8 +143,9 @@ def build_method(
     cfg: DictConfig, device: torch.device, strategy: SingleProcess, **hooks: Any
 ) -> TrainingMethod:
     """The training algorithm (method group), which builds its own networks from the model group
-    and takes its loss (loss group); the trainer group says how its steps execute. `hooks` go to
-    the method's constructor as they are (benchmarks: CycleGAN's `device_buffers`)."""
+    and takes its loss (loss group); the trainer group says how its steps execute and whether
+    the generators' average is kept (trainer.ema_decay). `hooks` go to the method's constructor
+    as they are (benchmarks: CycleGAN's `device_buffers`)."""
     execution = Execution(
         device=device,
         precision=cfg.trainer.precision,
@@ -157,7 +158,7 @@ def build_method(
     )
     settings = OmegaConf.to_container(cfg.method, resolve=True)
     method_class = get_class(str(settings.pop("_target_")))  # type: ignore[union-attr]
-    return method_class(
+    method = method_class(
         **settings,  # the method's own keys (conf/method/<option>.yaml)
         networks=network_spec(cfg),
         loss=instantiate(cfg.loss),
@@ -169,6 +170,9 @@ def build_method(
         seed=cfg.seed,
         **hooks,
     )
+    if cfg.trainer.ema_decay:  # after the networks exist: the average starts from their weights
+        method.average_generators(cfg.trainer.ema_decay, cfg.trainer.ema_warmup)
+    return method
 
 
 def finish_summary(

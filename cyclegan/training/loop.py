@@ -173,6 +173,7 @@ class TrainingLoop:
         summary.update(self.evaluate())
         summary.update(self.best)
         summary["time/train_s"] = train_s
+        summary["eval/weights"] = self.method.scored_weights  # ema | raw: what was scored
         self.save_checkpoint()
         self.fixed_images(write_translations=True)  # for sweep.py's contact sheet
         return summary
@@ -243,7 +244,7 @@ class TrainingLoop:
         if self.evaluator is None:
             return {}
         self._check_finite(collective=False)  # the main process alone evaluates
-        translators = self.method.translators()
+        translators = self.method.scored_translators()  # the average, with trainer.ema_decay
         metrics = self.evaluator(translators.get("AB"), translators.get("BA"))
         self.logger.log_metrics(metrics, self.step, self.epoch)
         self.fixed_images(write_translations=False)
@@ -261,7 +262,7 @@ class TrainingLoop:
         per-image PSNR/SSIM) or, at the end, as strips in contact/ for sweep.py (main rank)."""
         if self.sample_images is None:
             return
-        fns = translator_fns(self.method.translators(), self.method.device)
+        fns = translator_fns(self.method.scored_translators(), self.method.device)
         args = (self.sample_images["A"], self.sample_images["B"], fns["AB"], fns.get("BA"))
         if write_translations:
             write_fixed_translations(self.run_dir, *args, self.paired_samples, self.step)
@@ -272,7 +273,7 @@ class TrainingLoop:
         """A grid of the fixed test images and their translations under samples/, logged."""
         if self.sample_images is None:
             return None
-        rows = sample_rows(self.method.translators(), self.sample_images, self.method.device)
+        rows = sample_rows(self.method.scored_translators(), self.sample_images, self.method.device)
         path = save_sample_grid(rows, self.run_dir / "samples" / f"step_{self.step:07d}.png")
         self.logger.log_image("samples", path, self.step)
         return path

@@ -75,11 +75,16 @@ def check_optimized_metric(metric: str, method: type[TrainingMethod]) -> None:
 
 def unused_settings(cfg: Any) -> dict[str, str]:
     """{key: why} for the settings this configuration does not read, e.g. `model.n_layers_D` with
-    the seed's discriminator or `loss.lambda_gp` without wgangp: setting one on the command line
-    is refused (a comparison over it would compare identical runs)."""
+    the seed's discriminator, `loss.lambda_gp` without wgangp or `loss.reg_every` without R1/R2:
+    setting one on the command line is refused (a comparison over it would compare identical
+    runs)."""
     unused = {f"model.{k}": why for k, why in network_spec(cfg).unused_settings().items()}
     if "gan_mode" in cfg.loss and str(cfg.loss.gan_mode) != "wgangp":
         unused["loss.lambda_gp"] = f"loss.gan_mode={cfg.loss.gan_mode} has no gradient penalty"
+    if "reg_every" in cfg.loss and not (cfg.loss.lambda_r1 or cfg.loss.lambda_r2):
+        unused["loss.reg_every"] = "loss.lambda_r1 and loss.lambda_r2 are 0 (no R1/R2 penalty)"
+    if not cfg.trainer.ema_decay:
+        unused["trainer.ema_warmup"] = "trainer.ema_decay=0 keeps no generator average"
     if not cfg.trainer.compile:
         unused["trainer.compile_mode"] = "it is torch.compile's mode and trainer.compile=false"
     if str(cfg.schedule.policy) == "constant":

@@ -22,6 +22,18 @@ penalty its CycleGAN model never calls; here `discriminator_loss` always applies
 
 `lambda_gp` only matters for ``wgangp``; ``wgangp`` without a positive `lambda_gp` is refused (a
 critic without its penalty has no Lipschitz constraint and diverges).
+
+Zero-centred gradient penalties (Mescheder et al. 2018), for every mode, off at weight 0:
+
+    R1 = lambda_r1 / 2 * E_i[||grad_x sum_patches D(x_i)||^2]      on real images x
+    R2 = lambda_r2 / 2 * E_i[||grad_x~ sum_patches D(x~_i)||^2]    on the fakes D is shown
+    L_D = 1/2 (real term + fake term [+ lambda_gp GP] + R1 + R2)
+
+They push D's gradient at the data (and at the fakes) to zero, which keeps it from growing sharp
+around the real images. As with GP, the gradient is of D's summed patch map, and the penalties sit
+inside the 1/2, so lambda_r1 is the penalty's weight relative to the adversarial terms. Lazy
+regularisation (StyleGAN2, Karras et al. 2020): with `reg_every` N > 1 they are added on steps 0,
+N, 2N, ... only, multiplied by N, so their mean weight per step stays the configured one.
 """
 
 from __future__ import annotations
@@ -55,11 +67,27 @@ def parse_gan_mode(gan_mode: str | GanMode) -> GanMode:
 class AdversarialLoss(nn.Module):
     """The generator's and the discriminator's adversarial losses for one `gan_mode`."""
 
-    def __init__(self, gan_mode: str | GanMode, lambda_gp: float | None) -> None:
+    def __init__(
+        self,
+        gan_mode: str | GanMode,
+        lambda_gp: float | None,
+        lambda_r1: float = 0.0,
+        lambda_r2: float = 0.0,
+        reg_every: int = 1,
+    ) -> None:
         super().__init__()
         self.gan_mode = parse_gan_mode(gan_mode)
         if lambda_gp is not None and lambda_gp < 0:
             raise ValueError(f"loss.lambda_gp must be >= 0, got {lambda_gp}")
+        for name, value in (("lambda_r1", lambda_r1), ("lambda_r2", lambda_r2)):
+            if not value >= 0:  # also catches NaN
+                raise ValueError(f"loss.{name}={value}: must be >= 0 (0 turns the penalty off)")
+        if isinstance(reg_every, bool) or not isinstance(reg_every, int) or reg_every < 1:
+            raise ValueError(
+                f"loss.reg_every={reg_every}: use a positive integer (1: every step; StyleGAN2: 16)"
+            )
+        self.lambda_r1, self.lambda_r2 = float(lambda_r1), float(lambda_r2)
+        self.reg_every = reg_every
         if self.gan_mode is GanMode.wgangp and not lambda_gp:
             raise ValueError(
                 f"loss.gan_mode=wgangp needs a gradient-penalty weight, got loss.lambda_gp={lambda_gp}; "
@@ -71,6 +99,25 @@ class AdversarialLoss(nn.Module):
     def uses_penalty(self) -> bool:
         """Whether `discriminator_loss` adds the gradient penalty (wgangp)."""
         return self.gan_mode is GanMode.wgangp
+
+    def zero_centred_weights(self, step: int) -> tuple[float, float]:
+        """(R1, R2) weights at `step` (steps done before this one): lambda x reg_every on steps
+        0, N, 2N, ... and 0 between them (lazy regularisation); both 0 when the penalties are off."""
+        if step % self.reg_every:
+            return 0.0, 0.0
+        return self.lambda_r1 * self.reg_every, self.lambda_r2 * self.reg_every
+
+    @staticmethod
+    def zero_centred_penalty(
+        scores: torch.Tensor, inputs: torch.Tensor, weight: float
+    ) -> torch.Tensor:
+        """weight / 2 * E_i ||grad_x sum_patches D(x_i)||^2 (R1 on reals, R2 on fakes).
+
+        create_graph=True, so backpropagating the penalty reaches D's parameters; under DDP the
+        later backward carries those terms to D, where they are all-reduced (as for GP)."""
+        dtype = torch.promote_types(scores.dtype, torch.float32)  # half -> float32; float64 stays
+        (grad,) = torch.autograd.grad(scores.to(dtype).sum(), inputs, create_graph=True)
+        return 0.5 * weight * grad.to(dtype).flatten(1).pow(2).sum(dim=1).mean()
 
     def generator(self, pred_fake: torch.Tensor) -> torch.Tensor:
         """L_G: the generator's adversarial loss on D's scores for its fakes."""
@@ -110,9 +157,15 @@ class AdversarialLoss(nn.Module):
         return self._combine(self.real_term(pred_real), self.fake_term(pred_fake), penalty)
 
     def _combine(
-        self, real_term: torch.Tensor, fake_term: torch.Tensor, penalty: torch.Tensor | None
+        self,
+        real_term: torch.Tensor,
+        fake_term: torch.Tensor,
+        penalty: torch.Tensor | None,
+        zero_centred: torch.Tensor | None = None,
     ) -> torch.Tensor:
         loss = real_term + fake_term
+        if zero_centred is not None:  # R1 + R2, already weighted
+            loss = loss + zero_centred
         if self.uses_penalty:
             if penalty is None:
                 raise ValueError(
@@ -178,9 +231,10 @@ class AdversarialLoss(nn.Module):
         fake: torch.Tensor,
         generator: torch.Generator | None = None,
         joint: bool = False,
+        step: int = 0,
     ) -> torch.Tensor:
         """L_D for one discriminator (`discriminator_terms`' ``loss_D``)."""
-        return self.discriminator_terms(D, real, fake, generator, joint)["loss_D"]
+        return self.discriminator_terms(D, real, fake, generator, joint, step)["loss_D"]
 
     def discriminator_terms(
         self,
@@ -189,17 +243,23 @@ class AdversarialLoss(nn.Module):
         fake: torch.Tensor,
         generator: torch.Generator | None = None,
         joint: bool = False,
+        step: int = 0,
     ) -> dict[str, torch.Tensor]:
         """L_D for one discriminator and its terms: scores real and (detached) fake, adds the
-        penalty if any. {"loss_D", "loss_D_real", "loss_D_fake"} (the terms before the 1/2).
+        penalties if any. {"loss_D", "loss_D_real", "loss_D_fake"} (the terms before the 1/2).
 
         `joint=False` scores real, fake (and the interpolates) in separate calls, as the official
         code does: required with batch norm, whose statistics would otherwise mix real and fake.
         `joint=True` makes one call on their concatenation: the same numbers for per-image norms
         (instance, none), fewer kernel launches, and one forward per backward under DDP. It runs
         under the caller's autocast; with fp16 prefer joint=False (the penalty in float32).
+        `step` (steps done before this one) decides whether a lazy R1/R2 applies this time.
         """
-        fake = fake.detach()
+        w_r1, w_r2 = self.zero_centred_weights(step)
+        # R1/R2 differentiate D's scores w.r.t. its inputs: leaves that require grad (only then,
+        # so a run without them does exactly what it did before they existed).
+        real = real.detach().requires_grad_(True) if w_r1 else real
+        fake = fake.detach().requires_grad_(bool(w_r2))
         if not joint:
             penalty = self.gradient_penalty(D, real, fake, generator) if self.uses_penalty else None
             pred_real, pred_fake = D(real), D(fake)
@@ -211,9 +271,15 @@ class AdversarialLoss(nn.Module):
             scores = D(torch.cat(batch)).split(real.shape[0])
             pred_real, pred_fake = scores[0], scores[1]
             penalty = self.penalty_from(scores[2], x_hat) if self.uses_penalty else None
+        zero_centred = None
+        if w_r1:
+            zero_centred = self.zero_centred_penalty(pred_real, real, w_r1)
+        if w_r2:
+            r2 = self.zero_centred_penalty(pred_fake, fake, w_r2)
+            zero_centred = r2 if zero_centred is None else zero_centred + r2
         real_term, fake_term = self.real_term(pred_real), self.fake_term(pred_fake)
         return {
-            "loss_D": self._combine(real_term, fake_term, penalty),
+            "loss_D": self._combine(real_term, fake_term, penalty, zero_centred),
             "loss_D_real": real_term,
             "loss_D_fake": fake_term,
         }

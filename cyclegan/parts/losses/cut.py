@@ -2,7 +2,7 @@
 
 With G: A -> B, D the PatchGAN on domain B, x ~ A, y ~ B (Park et al. 2020, eq. 5):
 
-    loss_D     = 1/2 (gan_D(D(y), real) + gan_D(D(G(x)), fake))        (+ the WGAN-GP penalty)
+    loss_D     = 1/2 (gan_D(D(y), real) + gan_D(D(G(x)), fake))   (+ the WGAN-GP, R1, R2 penalties)
     loss_G_GAN = lambda_GAN * gan_G(D(G(x)))
     loss_G     = loss_G_GAN + 1/2 (loss_NCE + loss_NCE_Y)     with nce_idt (CUT)
                = loss_G_GAN + loss_NCE                        without (FastCUT)
@@ -29,6 +29,9 @@ class CUTLoss(nn.Module):
         self,
         gan_mode: str | GanMode,
         lambda_gp: float | None,
+        lambda_r1: float,
+        lambda_r2: float,
+        reg_every: int,
         lambda_GAN: float,
         lambda_NCE: float,
         nce_idt: bool,
@@ -37,7 +40,7 @@ class CUTLoss(nn.Module):
         for name, value in (("lambda_GAN", lambda_GAN), ("lambda_NCE", lambda_NCE)):
             if not value >= 0:  # also catches NaN
                 raise ValueError(f"loss.{name}={value}: loss weights must be >= 0")
-        self.adversarial = AdversarialLoss(gan_mode, lambda_gp)
+        self.adversarial = AdversarialLoss(gan_mode, lambda_gp, lambda_r1, lambda_r2, reg_every)
         self.gan_mode = self.adversarial.gan_mode
         self.lambda_GAN, self.lambda_NCE = float(lambda_GAN), float(lambda_NCE)
         self.nce_idt = bool(nce_idt)

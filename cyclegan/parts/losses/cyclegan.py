@@ -1,7 +1,7 @@
 """CycleGAN's three losses, with the weights users tune (`loss.lambda_cyc`, `loss.lambda_id`).
 
     loss_G = loss_GAN + lambda_cyc * loss_cycle + lambda_id * loss_identity
-    loss_D = (gan_D(D(real), real) + gan_D(D(fake), fake)) / 2   (+ the WGAN-GP penalty)
+    loss_D = (gan_D(D(real), real) + gan_D(D(fake), fake)) / 2   (+ the WGAN-GP, R1, R2 penalties)
 
 The adversarial terms follow `loss.gan_mode` (lsgan, the seed's; vanilla; hinge; wgangp with its
 gradient penalty weighted by `loss.lambda_gp`): equations in `cyclegan.parts.losses.adversarial`.
@@ -27,14 +27,22 @@ class CycleGANLoss(nn.Module):
     """The adversarial, cycle-consistency and identity terms, and their weighted sum."""
 
     def __init__(
-        self, gan_mode: str | GanMode, lambda_gp: float | None, lambda_cyc: float, lambda_id: float
+        self,
+        gan_mode: str | GanMode,
+        lambda_gp: float | None,
+        lambda_r1: float,
+        lambda_r2: float,
+        reg_every: int,
+        lambda_cyc: float,
+        lambda_id: float,
     ) -> None:
-        """Values: conf/loss/cyclegan.yaml (`loss=cyclegan`, picked by method=cyclegan)."""
+        """Values: conf/loss/cyclegan.yaml (`loss=cyclegan`, picked by method=cyclegan); the
+        R1/R2 penalties on D are the adversarial module's (`AdversarialLoss`)."""
         super().__init__()
         for name, value in (("lambda_cyc", lambda_cyc), ("lambda_id", lambda_id)):
             if not value >= 0:  # also catches NaN
                 raise ValueError(f"loss.{name}={value}: loss weights must be >= 0")
-        self.adversarial = AdversarialLoss(gan_mode, lambda_gp)
+        self.adversarial = AdversarialLoss(gan_mode, lambda_gp, lambda_r1, lambda_r2, reg_every)
         self.gan_mode = self.adversarial.gan_mode
         self.lambda_cyc = float(lambda_cyc)
         self.lambda_id = float(lambda_id)
@@ -80,6 +88,8 @@ class CycleGANLoss(nn.Module):
         real: torch.Tensor,
         fake: torch.Tensor,
         joint: bool = True,
+        step: int = 0,
     ) -> torch.Tensor:
-        """loss_D for one discriminator, penalty included (`AdversarialLoss.discriminator_loss`)."""
-        return self.adversarial.discriminator_loss(D, real, fake, joint=joint)
+        """loss_D for one discriminator, penalties included (`AdversarialLoss.discriminator_loss`;
+        `step`, the steps done, schedules lazy R1/R2)."""
+        return self.adversarial.discriminator_loss(D, real, fake, joint=joint, step=step)

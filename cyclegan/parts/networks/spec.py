@@ -6,9 +6,9 @@ builds its networks from it, in its own container.
 
 `GeneratorSpec` is one built generator's architecture, everything needed to rebuild it: what a
 training checkpoint records for each translator, what an exported generator's JSON holds under
-"architecture", and what `cyclegan.inference.importers.infer_spec` reads off a foreign state dict:
-a ResNet generator (PyTorch-GAN's, the official one with its norm, or CUT's anti-aliased one) or
-an official U-Net.
+"architecture", and what `cyclegan.inference.resnet_layout.infer_spec` reads off a foreign state
+dict: a ResNet generator (PyTorch-GAN's, the official one with its norm, or CUT's anti-aliased one)
+or an official U-Net.
 """
 
 from __future__ import annotations
