@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cyclegan.training.command_line import preflight
+from cyclegan.training.command_line import command_overrides, preflight
 
 from .conftest import ROOT
 
@@ -136,3 +136,20 @@ def test_train_py_exits_2_with_the_line_before_any_work(tmp_path: Path) -> None:
         "lambda_gp, lambda_r1, lambda_r2, reg_every, lambda_GAN, lambda_NCE, nce_idt"
     ]
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("flags", [["--cfg", "job"], ["-c", "all"], ["--info", "defaults"]])
+def test_printing_flags_still_refuse_a_key_in_one_line(flags: list[str]) -> None:
+    """`--cfg job` with a key the method does not have is the same one line as training would
+    give (Hydra's own error spans lines); a valid command line prints as Hydra does, values
+    unchecked (the flag's value is not read as an override)."""
+    message = preflight([*flags, "method=cut", "loss.lambda_cyc=5"])
+    assert message is not None and "\n" not in message
+    assert message.startswith("loss.lambda_cyc is not a setting of method=cut")
+    assert preflight([*flags, "method=cut", "loss.lambda_NCE=2"]) is None
+    assert preflight([*flags, "schedule=constant", "schedule.decay_epoch=3"]) is None
+
+
+def test_command_overrides_drop_hydra_flags_and_their_values() -> None:
+    argv = ["-m", "--cfg", "job", "-p", "model", "--info", "config", "a=1", "--resolve", "b=2"]
+    assert command_overrides(argv) == ["a=1", "b=2"]

@@ -32,9 +32,15 @@ from cyclegan.errors import ConfigError, SettingKeyError
 from cyclegan.training.validation import unused_settings, validate
 
 EXIT_USER_ERROR = 2
-# Flags after which Hydra does something else than train (print, describe): no preflight.
-INFO_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--resolve",
-              "--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd")  # fmt: skip
+# Flags after which Hydra prints instead of training: the overrides must still compose (a key
+# that does not exist is one line), but values are not validated, so `--cfg job` shows them.
+PRINT_FLAGS = ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info", "-i", "--resolve",
+               "--package", "-p")  # fmt: skip
+# Flags that take the next argument as their value (`--cfg job`, `-p model`, `--info defaults`).
+VALUE_FLAGS = ("--cfg", "-c", "--package", "-p")
+INFO_TOPICS = ("all", "config", "defaults", "defaults-tree", "plugins", "searchpath")
+# Another primary config than conf/config.yaml: Hydra's own errors apply, no preflight.
+CONFIG_FLAGS = ("--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd")
 METHOD_GROUPS = ("method", "loss")
 
 
@@ -44,16 +50,38 @@ class CommandLineError(ConfigError):
 
 def preflight(argv: Sequence[str]) -> str | None:
     """One line saying what is wrong with this command line, or None when every job is valid."""
-    if any(a.split("=")[0] in INFO_FLAGS for a in argv):
+    flags = {a.split("=")[0] for a in argv if a.startswith("-")}
+    if flags & set(CONFIG_FLAGS):
+        return None
+    if flags & set(PRINT_FLAGS):
+        single = [o for o in command_overrides(argv) if "," not in o]  # a grid's keys, one value
+        try:
+            compose_config(single)
+        except ConfigCompositionException as exc:
+            return composition_error(exc, single)
+        except Exception:  # anything else is Hydra's to print
+            return None
         return None
     multirun = any(a in ("-m", "--multirun") for a in argv)
-    overrides = [a for a in argv if not a.startswith("-")]
+    overrides = command_overrides(argv)
     try:
         for job in jobs(overrides, multirun):
             check_job(job, prefix=f"job {' '.join(job)}: " if multirun else "", multirun=multirun)
     except ConfigError as exc:
         return str(exc)
     return None
+
+
+def command_overrides(argv: Sequence[str]) -> list[str]:
+    """The overrides of a command line, without Hydra's flags and their values."""
+    overrides: list[str] = []
+    after = ""
+    for arg in argv:
+        takes_value = after in VALUE_FLAGS or (after in ("--info", "-i") and arg in INFO_TOPICS)
+        if not arg.startswith("-") and not takes_value:
+            overrides.append(arg)
+        after = arg
+    return overrides
 
 
 def jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
