@@ -109,11 +109,16 @@ def project_run(args: argparse.Namespace, seed: int) -> dict[str, Any]:
 
 
 def mean_std(values: list[float], digits: int) -> str:
+    """Mean ± sample std; one run has no spread to report."""
+    if len(values) < 2:
+        return f"{statistics.mean(values):.{digits}f} (one run)"
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def welch(a: list[float], b: list[float]) -> str:
     """Welch's t (reference - project) and its two-sided p."""
+    if min(len(a), len(b)) < 2:
+        return "needs two seeds a side"
     t, p = stats.ttest_ind(a, b, equal_var=False)
     return f"t = {t:.2f}, p = {p:.2f}"
 
