@@ -40,13 +40,16 @@ class GeneratorEMA:
     @torch.no_grad()
     def update(self, step: int) -> None:
         """Average the sources' current weights in; `step`: steps done before this update."""
-        weight = 1.0 - self.decay_at(step)
+        # One foreach call per kind over every generator: the update runs after each step.
+        avg_params, new_params, avg_buffers, new_buffers = [], [], [], []
         for name, source in self.sources.items():
-            averaged = self.averaged[name]
-            for avg, new in zip(averaged.parameters(), source.parameters(), strict=True):
-                avg.lerp_(new.detach(), weight)  # avg + weight * (new - avg)
-            for avg, new in zip(averaged.buffers(), source.buffers(), strict=True):
-                avg.copy_(new)
+            avg_params += self.averaged[name].parameters()
+            new_params += source.parameters()
+            avg_buffers += self.averaged[name].buffers()
+            new_buffers += source.buffers()
+        torch._foreach_lerp_(avg_params, new_params, 1.0 - self.decay_at(step))
+        if avg_buffers:
+            torch._foreach_copy_(avg_buffers, new_buffers)
 
     @torch.no_grad()
     def reset(self) -> None:
