@@ -67,6 +67,11 @@ from .conftest import ROOT
             "remove trainer.ema_warmup=...",
         ),
         (
+            ["trainer.eval_raw=true"],
+            "trainer.eval_raw is not used: trainer.ema_decay=0 scores the trained generators "
+            "already; remove trainer.eval_raw=...",
+        ),
+        (
             ["trainer.ema_decay=1"],
             "trainer.ema_decay=1.0: use 0 (off) or a value in (0, 1), e.g. 0.999",
         ),

@@ -112,11 +112,12 @@ def test_ema_warmup_ramps_the_first_updates() -> None:
 
 @pytest.fixture(scope="module")
 def ema_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
-    """A 6-step CycleGAN run with the average on, evaluated every epoch (best.pt written)."""
+    """A 6-step CycleGAN run with the average on, evaluated every epoch (best.pt written), the
+    trained generators scored too (trainer.eval_raw)."""
     tmp = tmp_path_factory.mktemp("ema_run")
     cfg = compose_config(
         [*TINY, f"paths.data_dir={tmp / 'data'}", f"paths.output_dir={tmp / 'run'}",
-         "trainer.eval_every=1", "logger=file", *EMA]
+         "trainer.eval_every=1", "logger=file", "trainer.eval_raw=true", *EMA]
     )  # fmt: skip
     train(cfg)
     return tmp / "run", cfg
@@ -139,6 +140,12 @@ def test_ema_decay_reaches_evaluation_samples_and_checkpoint(ema_run) -> None:
     for key in ("eval/psnr_AB", "eval/ssim_BA"):
         assert scored["metrics"][key] == pytest.approx(summary[key], rel=1e-6), key
     assert raw["metrics"]["eval/psnr_AB"] != pytest.approx(summary["eval/psnr_AB"], rel=1e-6)
+    # trainer.eval_raw: the trained generators scored beside the average, as eval/raw/...
+    for key in ("psnr_AB", "ssim_AB", "psnr_BA", "ssim_BA"):
+        assert summary[f"eval/raw/{key}"] == pytest.approx(raw["metrics"][f"eval/{key}"], rel=1e-6)
+        assert f"best/raw/{key}" in summary
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert sum("eval/raw/psnr_AB" in row for row in history) == 2  # every epoch, the end included
     best = evaluate_cli.evaluate(run / "checkpoints" / "best.pt", device="cpu", fid=False)
     assert best["metrics"]["eval/psnr_AB"] == pytest.approx(summary["best/psnr_AB"], rel=1e-6)
     # The last sample grid shows the average's translations, not the trained generators'.

@@ -93,6 +93,7 @@ TRAINER_COVERAGE = {
     "n_samples": "test_trainer_options::test_n_samples_sets_the_grid_width",
     "ema_decay": "test_ema::test_ema_decay_reaches_evaluation_samples_and_checkpoint",
     "ema_warmup": "test_ema::test_ema_warmup_ramps_the_first_updates",
+    "eval_raw": "test_ema::test_ema_decay_reaches_evaluation_samples_and_checkpoint",
     "progress": "test_trainer_options::test_progress_turns_the_bar_on_and_off",
     "precision": "test_trainer::test_mixed_precision_trains_close_to_fp32",
     "compile": "test_trainer::test_compiled_step_agrees_with_eager",

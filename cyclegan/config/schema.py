@@ -92,6 +92,7 @@ class TrainerConfig:
     n_samples: int = MISSING
     ema_decay: float = MISSING  # 0: off
     ema_warmup: bool = MISSING
+    eval_raw: bool = MISSING  # also score the trained generators (eval/raw/...)
     progress: bool = MISSING
     precision: str = MISSING
     compile: bool = MISSING

@@ -246,6 +246,10 @@ class TrainingLoop:
         self._check_finite(collective=False)  # the main process alone evaluates
         translators = self.method.scored_translators()  # the average, with trainer.ema_decay
         metrics = self.evaluator(translators.get("AB"), translators.get("BA"))
+        if self.options.eval_raw and self.method.ema is not None:  # the trained ones too
+            trained = self.method.translators()
+            raw = self.evaluator(trained.get("AB"), trained.get("BA"))
+            metrics |= {k.replace("eval/", "eval/raw/", 1): v for k, v in raw.items()}
         self.logger.log_metrics(metrics, self.step, self.epoch)
         self.fixed_images(write_translations=False)
         for key, value in metrics.items():

@@ -85,6 +85,7 @@ def unused_settings(cfg: Any) -> dict[str, str]:
         unused["loss.reg_every"] = "loss.lambda_r1 and loss.lambda_r2 are 0 (no R1/R2 penalty)"
     if not cfg.trainer.ema_decay:
         unused["trainer.ema_warmup"] = "trainer.ema_decay=0 keeps no generator average"
+        unused["trainer.eval_raw"] = "trainer.ema_decay=0 scores the trained generators already"
     if not cfg.trainer.compile:
         unused["trainer.compile_mode"] = "it is torch.compile's mode and trainer.compile=false"
     if str(cfg.schedule.policy) == "constant":
