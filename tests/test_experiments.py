@@ -126,9 +126,11 @@ def test_grid_sweeps_real_config_keys(compose_hydra, name: str) -> None:
     for key, value in params.items():
         assert OmegaConf.select(cfg, key) is not None, f"{name}: no config key {key}"
         override = parser.parse_override(f"{key}={value}")
-        assert override.is_sweep_override()
-        if override.is_discrete_sweep():
+        if not override.is_sweep_override():  # pinned over a grid it extends
+            cell.append(f"{key}={value}")
+        elif override.is_discrete_sweep():
             cell.append(f"{key}={next(iter(override.sweep_string_iterator()))}")
+    assert any(parser.parse_override(f"{k}={v}").is_sweep_override() for k, v in params.items())
     validate(compose_hydra(f"+experiment/sweeps={name}", *cell))  # one cell of the grid is valid
 
 
@@ -138,8 +140,12 @@ def test_grid_sizes() -> None:
     assert describe_grid(sweeps / "depth_grid.yaml") == "3 runs: model.n_residual_blocks=3,6,9"
     assert describe_grid(sweeps / "lr_grid.yaml").startswith("3 runs: optim.lr=")
     assert describe_grid(sweeps / "quality_study.yaml") == (
-        "9 runs: trainer.ema_decay=0,0.9,0.99 x loss.lambda_r1=0,1,10"
+        "4 runs: loss.lambda_r1=0,1 x optim.lr=2e-4,4e-4"
     )
+    assert describe_grid(sweeps / "quality_study_recipe.yaml") == (
+        "4 runs: loss.lambda_r1=0 x optim.lr=4e-4,8e-4 x schedule.decay_epoch=0,3"
+    )
+    assert describe_grid(sweeps / "quality_study_800.yaml") == "2 runs: loss.lambda_r1=0,1"
     assert describe_grid(sweeps / "optuna_search.yaml").startswith("Optuna: 20 trials over")
 
 

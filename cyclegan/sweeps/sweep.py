@@ -213,9 +213,10 @@ def describe_grid(path: Path) -> str:
     if ("hydra/sweeper", "optuna") in choices:
         return f"Optuna: {sweeper.get('n_trials')} trials over {', '.join(params)}"
     parser = OverridesParser.create()
+    overrides = [parser.parse_override(f"{k}={v}") for k, v in params.items()]
+    # A key pinned to one value (`a: 0`, e.g. over a grid it extends) is one run's worth.
     sizes = [
-        len(list(parser.parse_override(f"{k}={v}").sweep_string_iterator()))
-        for k, v in params.items()
+        len(list(o.sweep_string_iterator())) if o.is_sweep_override() else 1 for o in overrides
     ]
     return f"{math.prod(sizes)} runs: " + " x ".join(f"{k}={v}" for k, v in params.items())
 
