@@ -24,6 +24,8 @@ import argparse
 import math
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from cyclegan.sweeps.aggregate import Stat, cannot_tell_apart, summarize
 from cyclegan.sweeps.jobs import collect_jobs, group_cells
 from cyclegan.sweeps.plots import read_curve
@@ -44,9 +46,21 @@ def curves(jobs: list, metric: str, prefix: str) -> dict[int, list[float]]:
     return by_step
 
 
-def study_rows(sweep_dirs: list[Path]) -> list[dict]:
+def label_by(jobs: list, keys: list[str]) -> None:
+    """Name each job's cell by its configured values of `keys` (`optim.lr=0.0004 ...`), so cells
+    of several sweeps that set a key differently (a grid value, a pinned one, the default) line
+    up; keys a job's config lacks are left out."""
+    for job in jobs:
+        cfg = OmegaConf.create(job.config)
+        values = {k: OmegaConf.select(cfg, k, default=None) for k in keys}
+        job.cell = " ".join(f"{k}={v}" for k, v in values.items() if v is not None)
+
+
+def study_rows(sweep_dirs: list[Path], keys: list[str] | None = None) -> list[dict]:
     """One row per (cell, weights): {step: {metric: Stat}} and the cell's label."""
     jobs = collect_jobs(sweep_dirs)
+    if keys:
+        label_by(jobs, keys)
     cells = group_cells(jobs, [])
     rows = []
     for cell in cells:
@@ -135,14 +149,17 @@ def _pyplot():
     return plt
 
 
-def plot(rows: list[dict], target: dict[str, float], title: str, path: Path) -> Path:
+def plot(
+    rows: list[dict], target: dict[str, float], title: str, path: Path, weights: str = "ema,raw"
+) -> Path:
     """PSNR/SSIM of both directions against the step: one line per cell and weights."""
     plt = _pyplot()
     metrics = scored_metrics(rows)
     shape = (2, 2) if len(metrics) == 4 else (1, len(metrics))
     fig, axes = plt.subplots(*shape, figsize=(13, 9 if len(metrics) == 4 else 5.5), sharex=True)
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     cells = list(dict.fromkeys(r["cell"] for r in rows))
+    colors = [plt.get_cmap("tab10" if len(cells) <= 10 else "tab20")(i) for i in range(20)]
+    rows = [r for r in rows if r["weights"] in weights.split(",")]
     for ax, metric in zip(axes.flat, metrics, strict=True):
         for row in rows:
             steps = sorted(row["stats"])
@@ -165,8 +182,9 @@ def plot(rows: list[dict], target: dict[str, float], title: str, path: Path) -> 
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
     n = sorted({len([j for j in r["jobs"] if not j.failed]) for r in rows})
-    fig.suptitle(f"{title}: mean ± std over seeds (n = {','.join(map(str, n))}); "
-                 "solid = EMA, dotted = raw; dashed = target")  # fmt: skip
+    shown = {"ema,raw": "solid = EMA, dotted = raw", "ema": "EMA", "raw": "raw weights"}[weights]
+    fig.suptitle(f"{title}: mean ± std over seeds (n = {','.join(map(str, n))}); {shown}; "
+                 "dashed = target")  # fmt: skip
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
     fig.tight_layout(rect=(0, 0.12, 1, 0.96))
@@ -182,10 +200,12 @@ def main() -> None:
     parser.add_argument("--title", default=None)
     parser.add_argument("--target", default="", help="psnr_AB,ssim_AB[,psnr_BA,ssim_BA]")
     parser.add_argument("--out", type=Path, default=Path("docs/quality_study"))
+    parser.add_argument("--keys", default="", help="label cells by these config keys (a,b,...)")
+    parser.add_argument("--plot-weights", default="ema,raw", help="ema,raw | ema | raw")
     args = parser.parse_args()
     values = [float(v) for v in args.target.split(",") if v]
     target = dict(zip(METRICS, values, strict=False))
-    rows = study_rows(args.sweeps)
+    rows = study_rows(args.sweeps, [k for k in args.keys.split(",") if k])
     if not rows:
         raise SystemExit(f"no scored jobs in {args.sweeps}: run the sweep first")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -200,7 +220,8 @@ def main() -> None:
     print(format_table(header, body))
     print()
     print(format_table(effect_header, effect_rows))
-    picture = plot(rows, target, args.title or args.name, args.out / f"{args.name}_curves.png")
+    title = args.title or args.name
+    picture = plot(rows, target, title, args.out / f"{args.name}_curves.png", args.plot_weights)
     text = [f"# {args.title or args.name}", "", format_markdown(header, body), ""]
     text += [format_markdown(effect_header, effect_rows), "", f"![curves]({picture.name})", ""]
     (args.out / f"{args.name}.md").write_text("\n".join(text))
