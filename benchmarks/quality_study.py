@@ -140,6 +140,12 @@ def table(rows: list[dict], target: dict[str, float]) -> tuple[list[str], list[l
     return header, body
 
 
+def short(label: str) -> str:
+    """`optim.lr=0.0002 loss.lambda_r1=0` -> `lr=0.0002 lambda_r1=0` (legends stay in the figure)."""
+    return " ".join(part.split("=")[0].rsplit(".", 1)[-1] + "=" + part.partition("=")[2]
+                    for part in label.split())  # fmt: skip
+
+
 def _pyplot():
     import matplotlib
 
@@ -156,7 +162,7 @@ def plot(
     plt = _pyplot()
     metrics = scored_metrics(rows)
     shape = (2, 2) if len(metrics) == 4 else (1, len(metrics))
-    fig, axes = plt.subplots(*shape, figsize=(13, 9 if len(metrics) == 4 else 5.5), sharex=True)
+    fig, axes = plt.subplots(*shape, figsize=(13, 10 if len(metrics) == 4 else 6), sharex=True)
     cells = list(dict.fromkeys(r["cell"] for r in rows))
     colors = [plt.get_cmap("tab10" if len(cells) <= 10 else "tab20")(i) for i in range(20)]
     rows = [r for r in rows if r["weights"] in weights.split(",")]
@@ -173,7 +179,7 @@ def plot(
                 linestyle="-" if row["weights"] == "ema" else ":",
                 marker="o" if row["weights"] == "ema" else "x",
                 capsize=3,
-                label=f"{row['cell']} [{row['weights']}]",
+                label=f"{short(row['cell'])} [{row['weights']}]",
             )
         if metric in target:
             ax.axhline(target[metric], color="black", linestyle="--", linewidth=1, label="target")
@@ -186,8 +192,10 @@ def plot(
     fig.suptitle(f"{title}: mean ± std over seeds (n = {','.join(map(str, n))}); {shown}; "
                  "dashed = target")  # fmt: skip
     handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8)
-    fig.tight_layout(rect=(0, 0.12, 1, 0.96))
+    ncol = 2 if max(len(x) for x in labels) > 45 else 3
+    legend_rows = -(-len(labels) // ncol)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=8)
+    fig.tight_layout(rect=(0, 0.025 + 0.022 * legend_rows, 1, 0.96))
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
