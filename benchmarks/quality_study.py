@@ -21,18 +21,31 @@ plot:
 from __future__ import annotations
 
 import argparse
-import math
+import json
+from functools import cache
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from cyclegan.sweeps.aggregate import Stat, cannot_tell_apart, summarize
 from cyclegan.sweeps.jobs import collect_jobs, group_cells
-from cyclegan.sweeps.plots import read_curve
+from cyclegan.sweeps.plots import pyplot
 from cyclegan.sweeps.tables import format_markdown, format_table
 
 METRICS = ("psnr_AB", "ssim_AB", "psnr_BA", "ssim_BA")
 WEIGHTS = {"ema": "eval/", "raw": "eval/raw/"}
+
+
+@cache
+def scored(metrics_file: Path) -> dict[str, dict[int, float]]:
+    """{eval key: {step: value}} of one job's metrics.jsonl, read once for every metric."""
+    curves: dict[str, dict[int, float]] = {}
+    for line in metrics_file.read_text().splitlines():
+        row = json.loads(line) if line.strip() else {}
+        for key, value in row.items():
+            if key.startswith("eval/") and isinstance(value, int | float):
+                curves.setdefault(key, {})[row["step"]] = float(value)
+    return curves
 
 
 def curves(jobs: list, metric: str, prefix: str) -> dict[int, list[float]]:
@@ -41,7 +54,7 @@ def curves(jobs: list, metric: str, prefix: str) -> dict[int, list[float]]:
     for job in jobs:
         if job.failed:
             continue
-        for step, value in zip(*read_curve(job, prefix + metric), strict=True):
+        for step, value in scored(job.path / "metrics.jsonl").get(prefix + metric, {}).items():
             by_step.setdefault(step, []).append(value)
     return by_step
 
@@ -93,10 +106,10 @@ def paired_effect(rows: list[dict], metric: str) -> dict[str, Stat | None]:
         for job in row["jobs"]:
             if job.failed:
                 continue
-            ema = read_curve(job, "eval/" + metric)[1]
-            raw = read_curve(job, "eval/raw/" + metric)[1]
+            curves = scored(job.path / "metrics.jsonl")
+            ema, raw = curves.get("eval/" + metric), curves.get("eval/raw/" + metric)
             if ema and raw:
-                diffs.append(ema[-1] - raw[-1])
+                diffs.append(ema[max(ema)] - raw[max(raw)])
         effects[row["cell"]] = summarize(diffs)
     return effects
 
@@ -146,20 +159,11 @@ def short(label: str) -> str:
                     for part in label.split())  # fmt: skip
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot(
     rows: list[dict], target: dict[str, float], title: str, path: Path, weights: str = "ema,raw"
 ) -> Path:
     """PSNR/SSIM of both directions against the step: one line per cell and weights."""
-    plt = _pyplot()
+    plt = pyplot()
     metrics = scored_metrics(rows)
     shape = (2, 2) if len(metrics) == 4 else (1, len(metrics))
     fig, axes = plt.subplots(*shape, figsize=(13, 10 if len(metrics) == 4 else 6), sharex=True)
@@ -234,9 +238,6 @@ def main() -> None:
     text += [format_markdown(effect_header, effect_rows), "", f"![curves]({picture.name})", ""]
     (args.out / f"{args.name}.md").write_text("\n".join(text))
     print(f"\nwrote {args.out / (args.name + '.md')} and {picture}")
-    if target:
-        gaps = {m: target[m] for m in target if not math.isnan(target[m])}
-        print("target: " + ", ".join(f"{m} {v}" for m, v in gaps.items()))
 
 
 if __name__ == "__main__":

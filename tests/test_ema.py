@@ -247,3 +247,23 @@ def test_turning_the_average_on_at_a_resume_starts_it_from_the_loaded_weights(
     assert_same_weights(
         {k: v for k, v in saved["model"].items() if k.startswith("G_")}, m.ema.state_dict()
     )
+
+
+@pytest.mark.parametrize("method", ["cut", "fastcut"])
+def test_eval_raw_scores_the_one_sided_generator_too(method: str, tmp_path: Path) -> None:
+    """CUT/FastCUT with the average and trainer.eval_raw: eval/raw/ holds the trained G's A->B
+    scores, apart from the average's, and no B->A (one-sided); off, no eval/raw/ keys."""
+    summaries = {}
+    for raw in ("true", "false"):
+        run = tmp_path / raw
+        cfg = compose_config(
+            [*TINY, f"method={method}", f"paths.data_dir={tmp_path / 'data'}",
+             f"paths.output_dir={run}", "logger=file", f"trainer.eval_raw={raw}", *EMA]
+        )  # fmt: skip
+        train(cfg)
+        summaries[raw] = json.loads((run / "summary.json").read_text())
+    on, off = summaries["true"], summaries["false"]
+    assert {k for k in on if k.startswith("eval/raw/")} == {"eval/raw/psnr_AB", "eval/raw/ssim_AB"}
+    assert on["eval/raw/psnr_AB"] != pytest.approx(on["eval/psnr_AB"], rel=1e-6)
+    assert on["eval/psnr_AB"] == off["eval/psnr_AB"]  # scoring the raw weights changes nothing
+    assert not any(k.startswith(("eval/raw/", "best/raw/")) for k in off)

@@ -27,7 +27,7 @@ def read_curve(job: Job, key: str) -> tuple[list[int], list[float]]:
     return steps, values
 
 
-def _pyplot() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")  # files only; no display needed
@@ -42,7 +42,7 @@ def plot_curves(jobs: list[Job], key: str, path: Path) -> Path | None:
     curves = [c for c in curves if c[1]]
     if not curves:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     for job, steps, values in curves:
         style = "--" if job.failed else "-"
@@ -123,7 +123,7 @@ def plot_metric_vs(
     values = {v for points in lines.values() for v, _ in points}
     numeric = all(_number(v) is not None for v in values)
     order = sorted(values, key=lambda v: _number(v) if numeric else v)  # type: ignore[return-value]
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     log_x = False
     for i, rest in enumerate(sorted(lines)):
