@@ -67,16 +67,27 @@ def squeue_states(name: str) -> dict[str, str]:
     return dict(line.split() for line in out.splitlines() if line.strip())
 
 
+# sacct states of a job not yet ended (its accounting not yet written).
+ACTIVE = frozenset({"PENDING", "RUNNING", "REQUEUED", "CONFIGURING", "COMPLETING", "SUSPENDED"})
+
+
 def wait_ended(job_ids: Iterable[str], timeout: float = 120) -> None:
-    """Until the jobs have left squeue. The launcher returns once submitit has read every task's
-    result, while the job's processes still shut down (W&B's service, the process group): sacct
-    says COMPLETED only seconds later."""
-    jobs = ",".join(sorted(job_ids))
+    """Until the jobs have left squeue and sacct has recorded how each ended. The launcher returns
+    once submitit has read every task's result, while the job's processes still shut down (W&B's
+    service, the process group): sacct says COMPLETED only seconds later, and can still say
+    RUNNING just after squeue has dropped the job (the accounting is written afterwards)."""
+    job_ids = sorted(job_ids)
+    jobs = ",".join(job_ids)
 
     def gone() -> bool:
         return not scheduler("squeue", "-h", "-r", f"--jobs={jobs}", "-o", "%i").strip()
 
+    def recorded() -> bool:
+        rows = [r for r in sacct(job_ids) if not r.is_step]
+        return bool(rows) and not any(r.state in ACTIVE for r in rows)
+
     wait_until(gone, timeout, f"jobs {jobs} to end", every=0.5)
+    wait_until(recorded, timeout, f"sacct to record how jobs {jobs} ended", every=0.5)
 
 
 def show_job(job_id: str) -> dict[str, str]:
