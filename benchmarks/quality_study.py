@@ -65,8 +65,9 @@ def label_by(jobs: list, keys: list[str]) -> None:
     up; keys a job's config lacks are left out."""
     for job in jobs:
         cfg = OmegaConf.create(job.config)
-        values = {k: OmegaConf.select(cfg, k, default=None) for k in keys}
-        job.cell = " ".join(f"{k}={v}" for k, v in values.items() if v is not None)
+        absent = object()  # a key the config lacks; a null value (`None`) is still shown
+        values = {k: OmegaConf.select(cfg, k, default=absent) for k in keys}
+        job.cell = " ".join(f"{k}={v}" for k, v in values.items() if v is not absent)
 
 
 def study_rows(sweep_dirs: list[Path], keys: list[str] | None = None) -> list[dict]:

@@ -24,7 +24,7 @@ def fake_job(path: Path, lr: str, seed: int, psnr: tuple[float, ...], both: bool
     (path / ".hydra" / "overrides.yaml").write_text(
         yaml.safe_dump([f"optim.lr={lr}", f"seed={seed}"])
     )
-    config = {"seed": seed, "optim": {"lr": float(lr)}}
+    config = {"seed": seed, "optim": {"lr": float(lr)}, "trainer": {"steps_per_epoch": None}}
     (path / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
     rows = []
     for i, value in enumerate(psnr):
@@ -75,8 +75,13 @@ def test_table_effects_and_plot(tmp_path: Path, both: bool, monkeypatch, capsys)
     assert same["meets target at step"] == "-" and same["train s"] == "100.50 ± 0.71"
     assert same[next(h for h in header if h.startswith("same as best?"))].startswith("no")
     # --keys labels cells by configured values (several sweeps line up); absent keys are left out
-    keyed = quality_study.study_rows([sweep], ["optim.lr", "loss.lambda_r1"])
-    assert [r["cell"] for r in keyed[::2]] == ["optim.lr=0.0002", "optim.lr=0.0004"]
+    keyed = quality_study.study_rows(
+        [sweep], ["optim.lr", "loss.lambda_r1", "trainer.steps_per_epoch"]
+    )
+    assert [r["cell"] for r in keyed[::2]] == [
+        "optim.lr=0.0002 trainer.steps_per_epoch=None",
+        "optim.lr=0.0004 trainer.steps_per_epoch=None",
+    ]  # a null value is shown, an absent key is not
     effect = quality_study.paired_effect(rows, "psnr_AB")
     assert effect["optim.lr=2e-4"].mean == pytest.approx(0.5) and effect["optim.lr=2e-4"].std == 0
     monkeypatch.setattr(sys, "argv", ["quality_study.py", str(sweep), "--name", "t",
